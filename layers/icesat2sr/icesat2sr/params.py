@@ -17,6 +17,7 @@ from .names import BEAMS
 from .timeutil import parse_utc
 
 MAX_POLY_POINTS = 16384
+MIN_STEP_M = 0.1  # a finer step would only multiply identical extents (and memory)
 
 CNF_NAMES = {"tep": -2, "not_considered": -1, "background": 0, "within_10m": 1,
              "low": 2, "medium": 3, "high": 4}
@@ -142,6 +143,10 @@ class Parms:
         return Parms.from_dict(merged)
 
     def _check_consistency(self) -> None:
+        if self.dist_in_seg and int(self.res) < 1:
+            raise ParameterError("res", f"with dist_in_seg, res counts whole segments and must be >= 1, got {self.res:g}")
+        if not self.dist_in_seg and self.res < MIN_STEP_M:
+            raise ParameterError("res", f"must be >= {MIN_STEP_M:g} m, got {self.res:g}")
         if self.t0 and self.t1 and parse_utc(self.t0) > parse_utc(self.t1):
             raise ParameterError("t0", f"start time {self.t0} is after t1 {self.t1}")
         if self.track and not any(int(b[2]) == self.track for b in self.beams):

@@ -89,3 +89,52 @@ def inside(lon: np.ndarray, lat: np.ndarray, poly: tuple[tuple[float, float], ..
             toggles += np.count_nonzero(crosses & (x < x_cross), axis=0)
     result[cand] = (toggles % 2) == 1
     return result
+
+
+def region_from_geojson(geojson: dict, tolerance: float = 0.0) -> list[dict[str, float]]:
+    """A GeoJSON polygon region as SlideRule's ``poly``: closed, counter-clockwise ``{"lon","lat"}``.
+
+    Parameters
+    ----------
+    geojson : dict
+        FeatureCollection, Feature or Polygon/MultiPolygon geometry (lon/lat degrees).
+        Several polygons are replaced by their convex hull, as SlideRule's ``toregion`` does.
+    tolerance : float
+        Douglas-Peucker simplification tolerance in degrees (0 = none).
+
+    Raises
+    ------
+    ParameterError
+        Not a polygon, empty, or more than 16384 points after simplification.
+    """
+    import shapely
+    from shapely.geometry import shape
+    from shapely.geometry.polygon import orient
+
+    from .params import MAX_POLY_POINTS
+
+    if not isinstance(geojson, dict):
+        raise ParameterError("poly", "GeoJSON must be an object")
+    if geojson.get("type") == "FeatureCollection":
+        geometries = [f.get("geometry") for f in geojson.get("features") or []]
+    elif geojson.get("type") == "Feature":
+        geometries = [geojson.get("geometry")]
+    else:
+        geometries = [geojson]
+    try:
+        shapes = [shape(g) for g in geometries if g]
+    except Exception as exc:
+        raise ParameterError("poly", f"invalid GeoJSON geometry ({exc})") from None
+    polygons = [s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon") and not s.is_empty]
+    if not polygons:
+        raise ParameterError("poly", "the GeoJSON holds no polygon")
+    merged = shapely.union_all(polygons) if len(polygons) > 1 else polygons[0]
+    if merged.geom_type != "Polygon":
+        merged = merged.convex_hull
+    if tolerance > 0:
+        merged = merged.simplify(tolerance, preserve_topology=True)
+    ring = list(orient(merged, sign=1.0).exterior.coords)
+    if len(ring) > MAX_POLY_POINTS:
+        raise ParameterError("poly", f"has {len(ring)} points; at most {MAX_POLY_POINTS} are supported "
+                                     "(use a simplification tolerance)")
+    return [{"lon": float(x), "lat": float(y)} for x, y, *_ in ring]

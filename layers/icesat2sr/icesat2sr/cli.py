@@ -1,0 +1,205 @@
+"""The ``icesat2sr`` command.
+
+Bad input exits with status 2 and one stderr line starting ``error:`` (no traceback), and never
+writes the output file. Unexpected failures exit 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import Icesat2srError, ParameterError
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Icesat2srError):
+    """Bad command-line input (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``icesat2sr`` console script."""
+    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        return args.run(args) or 0
+    except (Icesat2srError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: internal failure ({type(exc).__name__}: {_one_line(exc)}); "
+              "rerun with --debug for details", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="icesat2sr", description="SlideRule ATL06-SR processing of ICESat-2 ATL03 granules")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(parser_class=_Parser, metavar="COMMAND")
+    _add_synth(sub)
+    for kind in ("atl06", "atl03s"):
+        _add_process(sub, kind)
+    return parser
+
+
+# ---------------------------------------------------------------------- synth
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="write synthetic ATL03 (and ATL08) granules with a known truth")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--atl08", action="store_true", help="also write the matching ATL08 granules")
+    p.add_argument("--segments", type=int, default=2000, help="20 m segments per beam")
+    p.add_argument("--granules", type=int, default=1)
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args) -> int:
+    from .synth import synthesize
+
+    if args.segments < 1 or args.granules < 1:
+        raise UsageError("--segments and --granules must be positive")
+    args.directory.mkdir(parents=True, exist_ok=True)
+    for path in synthesize(args.directory, seed=args.seed, segments=args.segments, atl08=args.atl08,
+                           granules=args.granules):
+        print(path)
+    return 0
+
+
+# ---------------------------------------------------------------------- atl06 / atl03s
+def _add_process(sub, kind: str) -> None:
+    what = "ATL06-SR elevations" if kind == "atl06" else "photon extents"
+    p = sub.add_parser(kind, help=f"{what} for named granules")
+    p.add_argument("resources", nargs="+", metavar="RESOURCE", help="ATL03 granule file names")
+    _add_request_options(p)
+    p.set_defaults(run=_run_process, kind=kind)
+
+
+def _add_request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--path", help="data folder (asset atlas-local) or bucket/prefix (atlas-s3)")
+    p.add_argument("--asset", default="atlas-local", help="atlas-local (default), atlas-s3 or nsidc-s3")
+    p.add_argument("--parms", default=None, metavar="JSON|@FILE", help="request parameters")
+    p.add_argument("--poly", default=None, metavar="GEOJSON", help="region: a GeoJSON file")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output .parquet, .csv or .h5")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def request_parms(text: str | None, poly_file: str | None, asset: str):
+    """Build :class:`Parms` from ``--parms`` (JSON text or ``@file``) and ``--poly``."""
+    from .params import Parms
+    from .polygon import region_from_geojson
+
+    data: dict = {}
+    if text:
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text()
+            except OSError as exc:
+                raise ParameterError("parms", f"cannot read {text[1:]}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParameterError("parms", f"not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ParameterError("parms", "must be a JSON object")
+    if poly_file:
+        try:
+            geojson = json.loads(Path(poly_file).read_text())
+        except OSError as exc:
+            raise ParameterError("poly", f"cannot read {poly_file}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ParameterError("poly", f"{poly_file} is not valid GeoJSON ({exc})") from None
+        data["poly"] = region_from_geojson(geojson)
+    data.setdefault("asset", asset)
+    return Parms.from_dict(data)
+
+
+def check_output(path: Path) -> None:
+    """Fail early (before any work) on an output we could not write."""
+    from .frames import FORMATS
+
+    if path.suffix.lower() not in FORMATS:
+        raise UsageError(f"output {path} must end in {', '.join(FORMATS)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"output folder {parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder")
+
+
+def _run_process(args) -> int:
+    from .assets import check_resource_name, resolve_asset
+    from .engine import run_many
+    from .frames import result_frame, write
+    from .records import concat
+
+    check_output(args.output)
+    parms = request_parms(args.parms, args.poly, args.asset)
+    asset = resolve_asset(args.asset, args.path)
+    for name in args.resources:
+        check_resource_name(name)
+    started = time.perf_counter()
+    results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
+                            progress=not args.quiet and sys.stderr.isatty()))
+    failed = [r for r in results if r.error]
+    if failed:
+        raise Icesat2srError("; ".join(r.error[1] for r in failed))
+    order = {name: i for i, name in enumerate(args.resources)}
+    merged = concat(sorted(results, key=lambda r: order[r.granule]), args.kind, compact=parms.compact)
+    gdf = result_frame(merged)
+    write(gdf, args.output, parms.to_dict())
+    if not args.quiet:
+        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+    return 0
+
+
+def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
+    """Rows per beam, time span, elapsed time."""
+    what = "elevations" if kind.startswith("atl06") else "photons"
+    print(f"{len(gdf)} {what} -> {output} ({elapsed:.1f} s)")
+    if len(gdf) == 0:
+        return
+    print(f"time span: {gdf.index.min()} .. {gdf.index.max()} UTC")
+    if "gt" in gdf.columns:
+        keys, label = ["gt"], "gt"
+    elif "track" in gdf.columns:
+        keys, label = ["track", "pair"], "track/pair"
+    else:
+        return
+    height = "h_mean" if "h_mean" in gdf.columns else "height"
+    table = gdf.groupby(keys)[height].agg(["count", "median", "min", "max"])
+    print(f"{label:>10} {'rows':>8} {'median_h':>10} {'min_h':>10} {'max_h':>10}")
+    for key, row in table.iterrows():
+        label_value = "/".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
+        print(f"{label_value:>10} {int(row['count']):>8} {row['median']:>10.2f} {row['min']:>10.2f} "
+              f"{row['max']:>10.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""One granule end to end, and many granules in a local process pool.
+
+``process_granule`` is what every caller runs per granule: the CLI and the local server (in a
+process pool), and the worker Lambda. A granule that cannot be used yields a result carrying
+``error = (code, message)`` instead of raising, so the others' results are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+import numpy as np
+
+from .assets import Asset
+from .beam import Beam
+from .errors import ResourceError
+from .extents import make_extents
+from .fit import FitSettings, fit_extents
+from .granule import read_beams
+from .params import Parms
+from .records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, elevation_rows, photon_rows
+from .select import photon_confidence, photon_mask
+from .timeutil import delta_time_to_ns
+
+log = logging.getLogger(__name__)
+KINDS = ("atl06", "atl03s")
+
+
+def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
+    """Run ATL06-SR (``kind="atl06"``) or photon subsetting (``"atl03s"``) on one granule.
+
+    Parameters
+    ----------
+    asset : Asset
+        Where the granule lives.
+    resource : str
+        ATL03 granule name.
+    parms : Parms
+        Validated request parameters.
+    kind : {"atl06", "atl03s"}
+
+    Returns
+    -------
+    GranuleResult
+        Tables for the granule, or ``error=(code, message)`` if it could not be used.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    stats: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        beams = read_beams(asset, resource, parms)
+    except ResourceError as exc:
+        return GranuleResult(resource, kind, error=(exc.code, str(exc)), stats=stats)
+    except Exception as exc:  # a bug or an unforeseen file problem: report it, keep the others
+        log.exception("unexpected failure reading %s", resource)
+        return GranuleResult(resource, kind, error=(ResourceError.ERROR, f"{resource}: {exc!r}"),
+                             stats=stats)
+    stats["read_s"] = time.perf_counter() - t0
+    stats["photons"] = float(sum(len(b.h_ph) for b in beams))
+    try:
+        parts = [_process_beam(b, parms, kind, stats) for b in beams]
+    except ResourceError as exc:
+        return GranuleResult(resource, kind, error=(exc.code, str(exc)), stats=stats)
+    result = _merge(resource, kind, parts, parms)
+    stats["total_s"] = time.perf_counter() - t0
+    result.stats = stats
+    return result
+
+
+def _timed(stats: dict, key: str, start: float) -> float:
+    now = time.perf_counter()
+    stats[key] = stats.get(key, 0.0) + now - start
+    return now
+
+
+def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
+    t = time.perf_counter()
+    conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
+    yapc = None
+    if parms.yapc is not None:
+        from .yapc import yapc_scores
+        yapc = yapc_scores(beam, parms.yapc)
+    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
+    extents = make_extents(beam, mask, parms)
+    t = _timed(stats, "select_extents_s", t)
+    if kind == "atl03s":
+        return photon_rows(beam, extents, conf, yapc)
+    p = extents.photon
+    settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
+                           cnt=parms.cnt, ats=parms.ats)
+    fit = fit_extents(extents.offsets, extents.x_rel, beam.h_ph[p], extents.length, extents.velocity,
+                      extents.background_rate, settings, latitude=beam.lat_ph[p], longitude=beam.lon_ph[p],
+                      time_ns=delta_time_to_ns(beam.delta_time[p]), y_atc=beam.dist_ph_across[p],
+                      delta_time=beam.delta_time[p])
+    rows = elevation_rows(beam, extents, fit, parms.compact)
+    _timed(stats, "fit_s", t)
+    return (rows,)
+
+
+def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
+    if kind == "atl06":
+        dtype = COMPACT if parms.compact else ELEVATION
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+        return GranuleResult(resource, kind, elevations=rows)
+    heads = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=EXTENT)
+    photons = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=PHOTON)
+    offsets = np.concatenate(([0], np.cumsum(heads["count"].astype(np.int64))))
+    return GranuleResult(resource, kind, extents=heads, photons=photons, offsets=offsets)
+
+
+# ---------------------------------------------------------------------- many granules
+def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "atl06", *,
+             workers: int | None = None, progress: bool | Callable = False) -> Iterator[GranuleResult]:
+    """Process granules in a local process pool; yield results as they complete.
+
+    Parameters
+    ----------
+    asset, parms, kind
+        As for :func:`process_granule`.
+    resources : iterable of str
+        Granule names.
+    workers : int, optional
+        Processes (default: CPU count, at most the number of granules). ``1`` runs in-process.
+    progress : bool or callable
+        ``True`` shows a tqdm progress bar on stderr; a callable gets ``(done, total)``.
+    """
+    names = list(dict.fromkeys(resources))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
+    bar = _progress_bar(len(names)) if progress is True else None
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if bar is not None:
+            bar.update(1)
+        elif callable(progress):
+            progress(done, len(names))
+
+    try:
+        if workers == 1 or len(names) <= 1:
+            for name in names:
+                result = process_granule(asset, name, parms, kind)
+                tick()
+                yield result
+            return
+        context = multiprocessing.get_context("spawn")  # h5coro uses threads: never fork them
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: set[Future] = {pool.submit(process_granule, asset, n, parms, kind) for n in names}
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        tick()
+                        yield future.result()
+            finally:
+                for future in pending:
+                    future.cancel()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress_bar(total: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the Lambda layer has no tqdm; progress there is reported by the job
+        return None
+    return tqdm(total=total, unit="granule", desc="granules", leave=False)
