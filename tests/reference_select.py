@@ -76,7 +76,7 @@ def reference_yapc_v3(segment_dist_x, segment_ph_cnt, dist_ph_along, h_ph, win_x
                     break
                 j += step
         prox.sort()
-        knn = max(int(math.floor(math.sqrt(len(prox)))), min_knn)
+        knn = max(math.floor(math.sqrt(len(prox))), min_knn)
         w = 0.0
         for k in range(min(knn, len(prox))):
             w += hwz - prox[k]

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from icesat2sr.fit import FitSettings, fit_extents
-from reference_fit import fit_reference
+
+from .reference_fit import fit_reference
 
 HALF_C = 299792458.0 / 2.0
 PER_EXTENT = ("h_mean", "dh_fit_dx", "n_fit_photons", "pflags", "w_surface_window_final",

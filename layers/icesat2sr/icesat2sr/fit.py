@@ -224,6 +224,11 @@ class _Batch:
 
 
 def _window_loop(offsets, x32, h32, bg_density, s: FitSettings, extras, out) -> None:
+    """SPEC §6's repeat-loop, one pass over all still-active extents per iteration.
+
+    The pass number equals SlideRule's ``iteration`` for every active extent, since an extent only
+    stays active by incrementing it.  Extents that stop are written to ``out`` by ``_finish``.
+    """
     counts = np.diff(offsets)
     ext = np.flatnonzero(counts > 0)
     batch = _Batch(ext, np.arange(offsets[0], offsets[-1], dtype=np.int64), counts[ext])
