@@ -101,7 +101,7 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     yapc = None
     if parms.yapc is not None:
         from .yapc import yapc_scores
-        yapc = yapc_scores(beam, parms.yapc)
+        yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
     mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
     extents = make_extents(beam, mask, parms)
     t = _timed(stats, "select_extents_s", t)

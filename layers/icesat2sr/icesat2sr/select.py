@@ -114,10 +114,12 @@ def atl08_classes(segment_id: np.ndarray, segment_ph_cnt: np.ndarray, n_photons:
     index_in_seg = np.arange(1, n_cov + 1, dtype=np.int64) - starts
     q = _key(seg_of_ph, index_in_seg)
 
-    key08 = _key(np.asarray(ph_segment_id, dtype=np.int64), np.asarray(classed_pc_indx, dtype=np.int64))
+    seg08 = np.asarray(ph_segment_id, dtype=np.int64)
+    idx08 = np.asarray(classed_pc_indx, dtype=np.int64)
     flags = np.asarray(classed_pc_flag)
-    if len(key08) != len(flags):
+    if not len(seg08) == len(idx08) == len(flags):
         raise ResourceError(granule, "ATL08 signal_photons arrays differ in length")
+    key08 = _key(seg08, idx08)
     if np.any(key08[1:] < key08[:-1]):
         order = np.argsort(key08, kind="stable")
         key08, flags = key08[order], flags[order]
