@@ -144,7 +144,8 @@ class Parms:
 
     def _check_consistency(self) -> None:
         if self.dist_in_seg and int(self.res) < 1:
-            raise ParameterError("res", f"with dist_in_seg, res counts whole segments and must be >= 1, got {self.res:g}")
+            raise ParameterError("res", "with dist_in_seg, res counts whole segments and must be >= 1, "
+                                        f"got {self.res:g}")
         if not self.dist_in_seg and self.res < MIN_STEP_M:
             raise ParameterError("res", f"must be >= {MIN_STEP_M:g} m, got {self.res:g}")
         if self.t0 and self.t1 and parse_utc(self.t0) > parse_utc(self.t1):
