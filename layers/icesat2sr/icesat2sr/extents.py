@@ -17,7 +17,7 @@ time by :func:`_walk_scalar`, which follows SlideRule's loop literally.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class Extents:
     photon: np.ndarray           # i8 (P,)
     x_rel: np.ndarray            # f4 (P,)
     length: float                # extent length in metres
+    walked: int = 0              # extents walked, emitted or not (the next counter value)
 
     def __len__(self) -> int:
         return len(self.counter)
@@ -90,6 +91,36 @@ def make_extents(beam: Beam, selected: np.ndarray, parms: Parms) -> Extents:
     >>> ext = make_extents(beam, mask, Parms())          # doctest: +SKIP
     >>> ext.segment_id[:3], ext.count[:3]                 # doctest: +SKIP
     """
+    runs = segment_runs(beam.segment_id)
+    if len(runs) <= 1:
+        return _extents_of_run(beam, selected, parms)
+    parts, counter, first_photon = [], 0, 0
+    for s0, s1 in runs:
+        n_run = int(beam.segment_ph_cnt[s0:s1].sum())
+        sub = _sub_beam(beam, s0, s1, first_photon, first_photon + n_run)
+        part = _extents_of_run(sub, selected[first_photon:first_photon + n_run], parms)
+        part.counter += np.uint32(counter)
+        part.segment += s0
+        part.photon += first_photon
+        parts.append(part)
+        counter += part.walked
+        first_photon += n_run
+    return _concat(parts)
+
+
+def segment_runs(segment_id: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive segment ids ``[(s0, s1), ...]``.
+
+    A full granule is one run. Subsetted granules can hold several runs far apart along track;
+    SlideRule's start-distance correction assumes contiguous segments (it would step through the
+    gap and then add it again), so each run is walked on its own, the counter running on.
+    """
+    breaks = np.flatnonzero(np.diff(segment_id.astype(np.int64)) != 1) + 1
+    edges = np.concatenate(([0], breaks, [len(segment_id)]))
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _extents_of_run(beam: Beam, selected: np.ndarray, parms: Parms) -> Extents:
     length = parms.extent_length_m
     n = len(beam.h_ph)
     if n == 0 or len(beam.segment_dist_x) == 0:
@@ -99,6 +130,27 @@ def make_extents(beam: Beam, selected: np.ndarray, parms: Parms) -> Extents:
     if walk is None:
         walk = _walk_vectorised(beam, seg_of, parms.res, length) or _walk_scalar(beam, seg_of, parms)
     return _assemble(beam, seg_of, selected, walk, parms, length)
+
+
+_SEGMENT_FIELDS = ("segment_id", "segment_dist_x", "segment_ph_cnt", "segment_delta_time", "velocity_sc",
+                   "solar_elevation")
+_PHOTON_FIELDS = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across",
+                  "signal_conf_ph", "quality_ph", "weight_ph", "atl08_class")
+
+
+def _sub_beam(beam: Beam, s0: int, s1: int, p0: int, p1: int) -> Beam:
+    changes = {f: getattr(beam, f)[s0:s1] for f in _SEGMENT_FIELDS}
+    changes.update({f: getattr(beam, f)[p0:p1] for f in _PHOTON_FIELDS if getattr(beam, f) is not None})
+    return replace(beam, **changes)
+
+
+def _concat(parts: list[Extents]) -> Extents:
+    counts = np.concatenate([p.count for p in parts])
+    merged = {f: np.concatenate([getattr(p, f) for p in parts])
+              for f in ("counter", "segment", "segment_id", "distance", "valid", "background_rate", "velocity",
+                        "solar_elevation", "photon", "x_rel")}
+    return Extents(offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64), length=parts[0].length,
+                   walked=sum(p.walked for p in parts), **merged)
 
 
 # ---------------------------------------------------------------------- walks
@@ -285,6 +337,7 @@ def _assemble(beam: Beam, seg_of: np.ndarray, selected: np.ndarray, walk: _Walk,
         photon=members,
         x_rel=_x_rel(base, dpa, walk.start, members, member_owner, length),
         length=length,
+        walked=k_count,
     )
 
 

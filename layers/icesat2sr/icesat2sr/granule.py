@@ -195,7 +195,7 @@ def _check_range(granule: str, path: str, values: np.ndarray, lo: float, hi: flo
         bad = ~((values >= lo) & (values <= hi))
     if bad.any():
         first = values[np.flatnonzero(bad)[0]]
-        raise ResourceError(granule, f"{path} has impossible values (e.g. {first!r}, expected "
+        raise ResourceError(granule, f"{path} has impossible values (e.g. {float(first):g}, expected "
                                      f"{lo:g}..{hi:g}); the file is corrupt or mis-decoded")
 
 

@@ -10,6 +10,7 @@ store every chunk, so the fill is always overwritten). Everything else is h5coro
 from __future__ import annotations
 
 import os
+import struct
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -172,7 +173,7 @@ class Granule:
         try:
             links, _, _ = self._h5.inspectPath(path, w_attr=False)
         except Exception as exc:
-            raise ResourceError(self.name, f"cannot list {path}: {exc}") from None
+            raise ResourceError(self.name, f"cannot list {path}: {_describe(exc)}") from None
         return set(links)
 
     def attribute(self, path: str) -> object | None:
@@ -199,9 +200,7 @@ class Granule:
         except Exception as exc:
             if r.optional and "missing data type" in str(exc):
                 return None
-            message = str(exc) or type(exc).__name__
-            if "missing data type" in message:
-                message = "dataset is missing"
+            message = "dataset is missing" if "missing data type" in str(exc) else _describe(exc)
             raise ResourceError(self.name, f"cannot read {r.path}: {message}") from None
         values = ds.values
         if not isinstance(values, np.ndarray):
@@ -211,6 +210,14 @@ class Granule:
         return values
 
 
+def _describe(exc: Exception) -> str:
+    """h5coro's low-level failures in words a user can act on."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, struct.error) or "buffer" in text or "unpack" in text:
+        return f"the file is truncated or corrupt ({text})"
+    return f"the data cannot be decoded: corrupt or unsupported storage ({text})"
+
+
 def _unreadable(name: str, resource: str, driver: str, exc: Exception) -> ResourceError:
     text = str(exc)
     if "signature" in text:
@@ -218,4 +225,4 @@ def _unreadable(name: str, resource: str, driver: str, exc: Exception) -> Resour
     if driver == "s3" and ("NoneType" in text or "memoryview" in text):
         return ResourceError(name, f"object not found or unreadable at s3://{resource}",
                              ResourceError.RESOURCE_DOES_NOT_EXIST)
-    return ResourceError(name, f"unreadable or truncated HDF5 file ({type(exc).__name__}: {text})")
+    return ResourceError(name, f"unreadable HDF5 file: {_describe(exc)}")
