@@ -166,7 +166,7 @@ def test_compact(granule):
 
 
 def test_polygon_keeps_first_run_inside(granule):
-    _, _, spec = granule
+    _, _, _spec = granule
     everything = run(granule, **RECOMMENDED).elevations
     rows = everything[everything["gt"] == 10]
     lat, lon = rows["latitude"], rows["longitude"]

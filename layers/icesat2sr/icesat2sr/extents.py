@@ -16,6 +16,7 @@ time by :func:`_walk_scalar`, which follows SlideRule's loop literally.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -117,7 +118,7 @@ def segment_runs(segment_id: np.ndarray) -> list[tuple[int, int]]:
     """
     breaks = np.flatnonzero(np.diff(segment_id.astype(np.int64)) != 1) + 1
     edges = np.concatenate(([0], breaks, [len(segment_id)]))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _extents_of_run(beam: Beam, selected: np.ndarray, parms: Parms) -> Extents:
