@@ -6,17 +6,19 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.setup-stamp
 DEMO_DIR ?= demo-output
-export PYTHONDONTWRITEBYTECODE = 1
 
 .PHONY: setup demo test bench lint lock clean setup-clients setup-tools
 
 setup: $(STAMP)
 
 # uv installs the exact pins of requirements/dev.lock without running a resolver (seconds, not minutes).
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
+# command would otherwise recompile pandas/geopandas (~2 s).
 $(STAMP): requirements/dev.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(UV) pip sync --quiet --python $(BIN)/python requirements/dev.lock
+	@test -x $(UV) || { $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip >/dev/null; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check uv; }
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
@@ -24,7 +26,7 @@ $(STAMP): requirements/dev.lock pyproject.toml
 setup-clients: .venv-sr4/.stamp .venv-sr5/.stamp
 .venv-sr%/.stamp: requirements/sliderule-%.lock | $(STAMP)
 	@test -x .venv-sr$*/bin/python || $(UV) venv --quiet --python $(BIN)/python .venv-sr$*
-	$(UV) pip sync --quiet --python .venv-sr$*/bin/python $<
+	$(UV) pip sync --quiet --compile-bytecode --python .venv-sr$*/bin/python $<
 	@touch $@
 
 demo: setup

@@ -66,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     for kind in ("atl06", "atl03s"):
         _add_process(sub, kind)
     _add_demo(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -241,6 +242,22 @@ def _run_demo(args) -> int:
     output = args.out / "atl06.parquet"
     write(gdf, output, parms.to_dict())
     print_summary(gdf, "atl06", output, time.perf_counter() - started)
+    return 0
+
+
+# ---------------------------------------------------------------------- bench
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="throughput per stage and the read/fit ratios on a ~5 M-photon granule")
+    p.add_argument("--out", type=Path, default=Path("bench-output"), help="folder for the granule and bench.json")
+    p.add_argument("--segments", type=int, default=8300, help="segments per beam (8300 = ~5 M photons)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args) -> int:
+    from .bench import report, run
+
+    print(report(run(args.out, args.segments)))
+    print(f"figures: {args.out / 'bench.json'}")
     return 0
 
 

@@ -236,9 +236,10 @@ def _window_loop(offsets, x32, h32, bg_density, s: FitSettings, extras, out) -> 
     pflags = np.zeros(offsets.size - 1, np.uint16)
     invalid = np.zeros(offsets.size - 1, bool)
     iteration = 0
+    x64, h64 = x32.astype(np.float64), h32.astype(np.float64)  # exact widening, done once
     while batch.n.size:
-        xs = x32[batch.idx].astype(np.float64)
-        hs = h32[batch.idx].astype(np.float64)
+        xs = x64[batch.idx]
+        hs = h64[batch.idx]
         h_mean, slope, y_sigma = _lsf(batch, xs, hs)
         r = hs - (h_mean[batch.sid] + xs * slope[batch.sid])
         order = _segment_order(batch.sid, r)
