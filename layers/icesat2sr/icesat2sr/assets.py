@@ -22,6 +22,7 @@ from .h5read import Granule
 from .names import parse_name
 
 NSIDC_BUCKET = "nsidc-cumulus-prod-protected"
+DATA_REGION = "us-west-2"  # both S3 assets live there
 ATLAS_S3_DEFAULT = "icesat2-sliderule/data/ATLAS"
 
 
@@ -65,6 +66,8 @@ class Asset:
 
     def open(self, resource: str) -> Granule:
         """Open a granule for reading (a context manager)."""
+        if self.driver == "s3":  # h5coro's S3 driver takes the region from the environment only
+            os.environ.setdefault("AWS_DEFAULT_REGION", DATA_REGION)
         return Granule(self.locate(resource), self.driver, self.credentials, name=resource)
 
 

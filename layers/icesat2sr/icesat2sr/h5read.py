@@ -155,6 +155,14 @@ class Granule:
             values = list(pool.map(self._read_one, reads))
         return {r.path: v for r, v in zip(reads, values, strict=True)}
 
+    def _empty(self, path: str) -> np.ndarray | None:
+        """A zero-length array of the dataset's type when it has no elements, else None."""
+        meta = _FastDataset(self._h5, path, None, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+        if not meta.dimensions or all(d > 0 for d in meta.dimensions):
+            return None
+        dtype = H5Metadata.TO_NUMPY_TYPE[meta.type][meta.signedval][meta.typeSize]
+        return np.zeros(meta.dimensions, dtype=dtype)
+
     def _chunked(self, path: str) -> bool:
         meta = _FastDataset(self._h5, path, None, earlyExit=True, metaOnly=True, enableAttributes=False).meta
         return meta.layout == H5Dataset.CHUNKED_LAYOUT
@@ -193,6 +201,9 @@ class Granule:
                 # h5coro 1.0.7 mis-places hyperslices of contiguous/compact data: read whole, slice here
                 whole = self._read_one(Read(r.path, (), r.optional))
                 return None if whole is None else whole[tuple(slice(a, b) for a, b in hyperslice)]
+            empty = self._empty(path)
+            if empty is not None:  # no chunk allocated: h5coro reports an invalid data address
+                return empty[tuple(slice(a, b) for a, b in hyperslice)] if hyperslice else empty
             ds = _FastDataset(self._h5, path, hyperslice, enableFill=False,
                               earlyExit=True, metaOnly=False, enableAttributes=False)
         except ResourceError:
