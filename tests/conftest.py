@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from icesat2sr.synth import GranuleSpec, write_granule
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+
 from icesat2sr.cli import main
 
 from .conftest import REAL, VEGR_NAME

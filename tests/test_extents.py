@@ -1,10 +1,11 @@
 """Extents (SPEC §5): the vectorised walk equals a literal transcription of SlideRule's loop."""
 
-import icesat2sr.extents as extents_module
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import icesat2sr.extents as extents_module
 from icesat2sr.extents import background_rates, make_extents
 from icesat2sr.params import Parms
 

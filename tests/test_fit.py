@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from icesat2sr.fit import FitSettings, fit_extents
 
 from .reference_fit import fit_reference

@@ -3,6 +3,7 @@
 import h5py
 import numpy as np
 import pytest
+
 from icesat2sr.errors import ResourceError
 from icesat2sr.h5read import Granule, Read
 

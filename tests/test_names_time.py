@@ -4,6 +4,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+
 from icesat2sr.errors import ResourceError
 from icesat2sr.names import GT_CODE, parse_atl03_name, parse_name, spot, spot_from_track_pair, track_pair
 from icesat2sr.timeutil import delta_time_to_ns, gps_to_utc, utc_to_gps

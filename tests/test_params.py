@@ -5,6 +5,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from icesat2sr.errors import ParameterError
 from icesat2sr.params import Parms
 

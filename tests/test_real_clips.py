@@ -10,6 +10,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+
 from icesat2sr.assets import resolve_asset
 from icesat2sr.engine import process_granule
 from icesat2sr.params import Parms

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from icesat2sr.records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, concat, extent_ids, pack, unpack
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from icesat2sr.assets import resolve_asset
 from icesat2sr.engine import process_granule
 from icesat2sr.names import BEAMS, GT_CODE

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from icesat2sr.errors import ResourceError
 from icesat2sr.params import Parms
 from icesat2sr.select import atl08_classes, photon_confidence, photon_mask

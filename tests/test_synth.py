@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from h5coro import filedriver
+
 from icesat2sr import synth
 from icesat2sr.names import BEAMS, parse_name, spot
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from icesat2sr import yapc as yapc_mod
 from icesat2sr.errors import ResourceError
 from icesat2sr.params import Yapc

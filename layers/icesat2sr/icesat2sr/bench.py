@@ -169,12 +169,15 @@ def report(figures: dict) -> str:
     mph = 1e-6
     lines = [
         f"granule: {f['photons']:,} photons, {f['extents']:,} extents ({f['photons_in_extents']:,} photon entries)",
-        f"read (h5coro, threads)      {f['h5coro_read_s']:7.2f} s wall  {f['read_photons_per_cpu_s'] * mph:6.2f} M photons/s/core",
+        f"read (h5coro, threads)      {f['h5coro_read_s']:7.2f} s wall  "
+        f"{f['read_photons_per_cpu_s'] * mph:6.2f} M photons/s/core",
         f"read (h5py, reference)      {f['h5py_read_s']:7.2f} s wall",
         f"selection + extents         {f['select_extents_s']:7.2f} s wall  "
         f"{f['select_extents_photons_per_cpu_s'] * mph:6.2f} M photons/s/core",
-        f"ATL06-SR fit (+positions)   {f['fit_s']:7.2f} s wall  {f['fit_photons_per_cpu_s'] * mph:6.2f} M photon entries/s/core",
-        f"whole `icesat2sr atl06`     {f['cli_atl06_s']:7.2f} s wall (new process: start-up, read, science, GeoParquet)",
+        f"ATL06-SR fit (+positions)   {f['fit_s']:7.2f} s wall  "
+        f"{f['fit_photons_per_cpu_s'] * mph:6.2f} M photon entries/s/core",
+        f"whole `icesat2sr atl06`     {f['cli_atl06_s']:7.2f} s wall "
+        "(new process: start-up, read, science, GeoParquet)",
         "ratios (same run):",
         f"  icesat2sr atl06 / raw h5py read            {f['ratio_cli_over_h5py_read']:6.2f}   (target <= 1.5)",
         f"  h5coro read / raw h5py read                {f['ratio_h5coro_over_h5py_read']:6.2f}",
