@@ -50,6 +50,7 @@ def test_atl06_writes_geoparquet(data, tmp_path, capsys):
     out = tmp_path / "out.parquet"
     assert main(["atl06", GOOD, "--path", str(data), "-o", str(out), "--parms", '{"cnf": 4, "maxi": 3}']) == 0
     gdf = gpd.read_parquet(out)
+    assert out.stat().st_mode & 0o044  # readable by others, like any file the user writes
     assert gdf.crs.to_epsg() == 7912 and gdf.index.name == "time"
     assert isinstance(gdf.index, pd.DatetimeIndex) and gdf.index.is_monotonic_increasing
     assert len(gdf) > 1000 and {"h_mean", "lat", "lon", "distance", "delta_time", "dh_fit_dy"} <= set(gdf.columns)

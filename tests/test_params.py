@@ -109,3 +109,9 @@ _value = st.fixed_dictionaries({}, optional={
 def test_json_round_trip(data):
     p = Parms.from_dict(data)
     assert Parms.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+def test_ring_around_a_pole_is_valid():
+    # four points on one parallel: a line in lon/lat, a square in SlideRule's polar projection
+    ring = [{"lon": lon, "lat": 85.0} for lon in (0.0, 90.0, 180.0, -90.0)]
+    assert len(Parms.from_dict({"poly": ring}).poly) == 5

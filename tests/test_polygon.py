@@ -5,6 +5,7 @@ import pytest
 import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from icesat2sr.errors import ParameterError
 from icesat2sr.granule import polygon_run
 from icesat2sr.polygon import choose_projection, inside, project, region_from_geojson, validate_polygon

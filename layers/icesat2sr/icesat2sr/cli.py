@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import Icesat2srError, ParameterError
+from .errors import Icesat2srError, ParameterError, ServiceError
 
 EXIT_BAD_INPUT = 2
 
@@ -38,6 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return args.run(args) or 0
+    except ServiceError as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except (Icesat2srError, ValueError) as exc:
         if debug:
             raise
@@ -65,8 +70,13 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     for kind in ("atl06", "atl03s"):
         _add_process(sub, kind)
+    for kind in ("atl06p", "atl03sp"):
+        _add_discovered(sub, kind)
+    _add_index(sub)
     _add_demo(sub)
     _add_bench(sub)
+    _add_serve(sub)
+    _add_plot(sub)
     return parser
 
 
@@ -217,11 +227,9 @@ DEMO_PARMS = {"srt": 3, "cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20
 
 
 def _run_demo(args) -> int:
-    from .assets import resolve_asset
-    from .engine import run_many
-    from .frames import result_frame, write
-    from .params import Parms
-    from .records import concat
+    from . import icesat2
+    from .frames import write
+    from .plot import plot
     from .synth import synthesize
 
     started = time.perf_counter()
@@ -231,17 +239,17 @@ def _run_demo(args) -> int:
     if not names:
         print(f"synthesising {args.granules} granules in {data} ...")
         synthesize(data, seed=args.seed, segments=args.segments, atl08=True, granules=args.granules)
-        names = sorted(p.name for p in data.glob("ATL03_*.h5"))
-    parms = Parms.from_dict(DEMO_PARMS)
-    print(f"ATL06-SR on {len(names)} granules with the seed's recommended parameters {DEMO_PARMS}")
-    results = list(run_many(resolve_asset("atlas-local", str(data)), names, parms, "atl06",
-                            progress=sys.stderr.isatty()))
-    for r in results:
-        print(f"  {r.granule}: " + (f"failed: {r.error[1]}" if r.error else f"{r.rows} elevations"))
-    gdf = result_frame(concat(sorted(results, key=lambda r: r.granule), "atl06"))
+    icesat2.init(path=str(data))  # the embedded engine: this machine, no server, no AWS
+    print(f"icesat2.atl06p on the granules of {data} with the seed's recommended parameters {DEMO_PARMS}")
+    gdf = icesat2.atl06p(dict(DEMO_PARMS), progress=sys.stderr.isatty())  # resources=None: discovery
+    for granule, reason in gdf.attrs.get("failed", {}).items():
+        print(f"  {granule}: failed: {reason}")
     output = args.out / "atl06.parquet"
-    write(gdf, output, parms.to_dict())
+    write(gdf, output, dict(DEMO_PARMS))
+    picture = args.out / "atl06.png"
+    plot(gdf, picture, title="icesat2sr demo: ATL06-SR on synthetic granules")
     print_summary(gdf, "atl06", output, time.perf_counter() - started)
+    print(f"plot -> {picture}")
     return 0
 
 
@@ -258,6 +266,146 @@ def _run_bench(args) -> int:
 
     print(report(run(args.out, args.segments)))
     print(f"figures: {args.out / 'bench.json'}")
+    return 0
+
+
+# ---------------------------------------------------------------------- atl06p / atl03sp / index
+def _add_discovered(sub, kind: str) -> None:
+    what = "ATL06-SR elevations" if kind == "atl06p" else "photon extents"
+    p = sub.add_parser(kind, help=f"{what} for every granule the request selects (region, time, rgt...)")
+    _add_request_options(p)
+    p.set_defaults(run=_run_discovered, kind={"atl06p": "atl06", "atl03sp": "atl03s"}[kind])
+
+
+def _run_discovered(args) -> int:
+    """Discovery, then the process pool. Granules that fail are reported on stderr and left out;
+    exit 0 when at least one granule succeeded (or none matched: an empty result is written),
+    1 when every selected granule failed (nothing is written)."""
+    from .assets import resolve_asset
+    from .discovery import find_granules
+    from .engine import run_many
+    from .frames import result_frame, write
+    from .records import concat
+
+    check_output(args.output)
+    parms = request_parms(args.parms, args.poly, args.asset)
+    asset = resolve_asset(args.asset, args.path)
+    started = time.perf_counter()
+    names = find_granules(parms, asset)
+    if not args.quiet:
+        print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
+              file=sys.stderr)
+    results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
+                            progress=not args.quiet and sys.stderr.isatty()))
+    failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
+    for r in failed:
+        print(f"failed: {r.error[1]}", file=sys.stderr)
+    if names and len(failed) == len(names):
+        print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
+        return 1
+    merged = concat(sorted(results, key=lambda r: r.granule), args.kind, compact=parms.compact)
+    gdf = result_frame(merged)
+    write(gdf, args.output, parms.to_dict())
+    if not names:
+        print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
+    elif failed:
+        print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
+              file=sys.stderr)
+    if not args.quiet:
+        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+    return 0
+
+
+def _add_index(sub) -> None:
+    p = sub.add_parser("index", help="write or update the granule catalogue of a data folder")
+    p.add_argument("directory", help="data folder (atlas-local) or bucket/prefix (atlas-s3)")
+    p.add_argument("--asset", default="atlas-local", choices=("atlas-local", "atlas-s3"))
+    p.add_argument("--rebuild", action="store_true", help="index every granule again")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the summary line")
+    p.set_defaults(run=_run_index)
+
+
+def _run_index(args) -> int:
+    from .assets import resolve_asset
+    from .catalog import update_catalog
+
+    asset = resolve_asset(args.asset, args.directory)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="granule", desc="indexing", leave=False)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        update = update_catalog(asset, rebuild=args.rebuild, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        for label, names in (("added", update.added), ("updated", update.updated), ("removed", update.removed)):
+            for name in names:
+                print(f"{label:>8} {name}")
+        for reason in sorted(update.failed.values()):
+            print(f"  failed {reason}")
+    indexed = len(update.added) + len(update.updated)
+    per = f", {update.seconds / indexed:.2f} s per granule indexed" if indexed else ""
+    where = update.written or "catalogue unchanged"
+    print(f"{len(update.records)} granules: {len(update.added)} added, {len(update.updated)} updated, "
+          f"{len(update.removed)} removed, {update.unchanged} unchanged, {len(update.failed)} failed "
+          f"({update.seconds:.1f} s{per}) -> {where}")
+    return 0
+
+
+# ---------------------------------------------------------------------- serve
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
+    p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
+    p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args) -> int:
+    import logging
+
+    from .routes import Config
+    from .server import serve
+
+    if not Path(args.path).is_dir():
+        raise UsageError(f"data folder {args.path} does not exist")
+    if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
+        raise UsageError("--port must be 0..65535 and --workers positive")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    serve(Config(path=args.path, workers=args.workers), args.host, args.port)
+    return 0
+
+
+# ---------------------------------------------------------------------- plot
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="PNG of a result: along-track elevation per beam and a map")
+    p.add_argument("result", type=Path, help="a GeoParquet result (atl06 / atl03s output)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output .png")
+    p.add_argument("--title", default=None)
+    p.set_defaults(run=_run_plot)
+
+
+def _run_plot(args) -> int:
+    from .plot import plot_file
+
+    if not args.result.is_file():
+        raise UsageError(f"result file {args.result} does not exist")
+    if args.output.suffix.lower() != ".png":
+        raise UsageError(f"output {args.output} must end in .png")
+    plot_file(args.result, args.output, title=args.title)
+    print(args.output)
     return 0
 
 

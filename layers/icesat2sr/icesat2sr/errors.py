@@ -36,3 +36,7 @@ class ResourceError(Icesat2srError):
         self.resource = resource
         self.code = code
         super().__init__(f"{resource}: {message}")
+
+
+class ServiceError(Icesat2srError):
+    """A remote service (NASA CMR, S3) failed after retries: not the user's input (CLI exit 1, HTTP 502)."""

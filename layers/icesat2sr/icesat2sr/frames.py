@@ -104,6 +104,9 @@ def _atomic(path: Path, write_to: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write_to(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .errors import ParameterError
@@ -24,7 +26,10 @@ def validate_polygon(key: str, points: list[tuple[float, float]]) -> tuple[tuple
         ring = ring[:-1]
     if len(set(ring)) < 3:
         raise ParameterError(key, f"a polygon needs at least 3 distinct points, got {len(set(ring))}")
-    if shapely.Polygon(ring).area <= 0.0:
+    # area in the plane SlideRule tests points in: a ring along one parallel around a pole is a
+    # line in lon/lat but a proper polygon in the polar projection
+    x, y = project(np.array([p[0] for p in ring]), np.array([p[1] for p in ring]), choose_projection(ring))
+    if shapely.Polygon(np.column_stack((x, y))).area <= 0.0:
         raise ParameterError(key, "the polygon is degenerate (its points enclose no area)")
     return (*ring, ring[0])
 
@@ -50,6 +55,47 @@ def project(lon: np.ndarray, lat: np.ndarray, projection: str) -> tuple[np.ndarr
     return r * np.cos(theta), r * np.sin(theta)
 
 
+def crosses_antimeridian(poly: tuple[tuple[float, float], ...]) -> bool:
+    """Whether a (lon, lat) ring is meant to cross the antimeridian (icesat2sr's reading).
+
+    True when two consecutive vertices are more than 180 deg of longitude apart and no vertex
+    lies exactly on +-180 (a ring that uses +-180 as an edge is taken literally). SlideRule takes
+    every plate carree ring literally; see ``docs/decisions.md`` (Granule discovery).
+    """
+    lons = [p[0] for p in poly]
+    if any(abs(lon) == 180.0 for lon in lons):
+        return False
+    return any(abs(b - a) > 180.0 for a, b in zip(lons, lons[1:] + lons[:1], strict=True))
+
+
+def planar(poly: tuple[tuple[float, float], ...], proj: str = "auto") -> tuple[str, bool, np.ndarray, np.ndarray]:
+    """The ring in the plane where :func:`inside` tests it.
+
+    Returns
+    -------
+    projection : str
+        As chosen by :func:`choose_projection`.
+    unwrap : bool
+        Plate carree longitudes are unwrapped (negative ones + 360 deg) for the polygon and the
+        test points (:func:`crosses_antimeridian`).
+    x, y : ndarray
+        Projected vertices.
+    """
+    projection = choose_projection(poly, proj)
+    unwrap = projection == "plate_carree" and crosses_antimeridian(poly)
+    x, y = project_points(np.array([p[0] for p in poly]), np.array([p[1] for p in poly]), projection, unwrap)
+    return projection, unwrap, x, y
+
+
+def project_points(lon: np.ndarray, lat: np.ndarray, projection: str,
+                   unwrap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`project`, with plate carree longitudes unwrapped to [0, 360) deg when ``unwrap``."""
+    lon = np.asarray(lon, dtype=np.float64)
+    if unwrap:
+        lon = np.where(lon < 0.0, lon + 360.0, lon)
+    return project(lon, lat, projection)
+
+
 def inside(lon: np.ndarray, lat: np.ndarray, poly: tuple[tuple[float, float], ...],
            proj: str = "auto") -> np.ndarray:
     """Even-odd (ray casting) inclusion of points in a polygon, in the chosen projection.
@@ -66,10 +112,14 @@ def inside(lon: np.ndarray, lat: np.ndarray, poly: tuple[tuple[float, float], ..
     Returns
     -------
     ndarray of bool
+
+    Notes
+    -----
+    In plate carree, a ring that crosses the antimeridian (:func:`crosses_antimeridian`) is
+    tested with unwrapped longitudes; SlideRule would take it literally.
     """
-    projection = choose_projection(poly, proj)
-    vx, vy = project(np.array([p[0] for p in poly]), np.array([p[1] for p in poly]), projection)
-    px, py = project(lon, lat, projection)
+    projection, unwrap, vx, vy = planar(poly, proj)
+    px, py = project_points(lon, lat, projection, unwrap)
     result = np.zeros(px.shape, dtype=bool)
     # points outside the polygon's bounding box can never toggle
     cand = np.nonzero((px >= vx.min()) & (px <= vx.max()) & (py >= vy.min()) & (py <= vy.max()))[0]
@@ -89,6 +139,65 @@ def inside(lon: np.ndarray, lat: np.ndarray, poly: tuple[tuple[float, float], ..
             toggles += np.count_nonzero(crosses & (x < x_cross), axis=0)
     result[cand] = (toggles % 2) == 1
     return result
+
+
+def region_bounds(poly: tuple[tuple[float, float], ...], proj: str = "auto") -> tuple[float, float, float, float]:
+    """A lon/lat box holding every point :func:`inside` accepts: ``(west, south, east, north)``.
+
+    ``west > east`` means the box crosses the antimeridian (CMR's convention).
+    """
+    return _region_bounds(tuple((float(p[0]), float(p[1])) for p in poly), proj)
+
+
+@functools.lru_cache(maxsize=64)
+def _region_bounds(poly: tuple[tuple[float, float], ...], proj: str) -> tuple[float, float, float, float]:
+    projection, unwrap, x, y = planar(poly, proj)
+    if projection == "plate_carree":
+        west, east = np.degrees(x.min()), np.degrees(x.max())
+        if unwrap:
+            west, east = (w - 360.0 if w > 180.0 else w for w in (west, east))
+        return float(west), float(np.degrees(y.min())), float(east), float(np.degrees(y.max()))
+    import shapely
+
+    north = projection == "north_polar"
+    r = np.hypot(x, y)
+    pole = bool(inside(np.array([0.0]), np.array([90.0 if north else -90.0]), poly, projection)[0])
+    r_min = 0.0 if pole else float(shapely.LineString(np.column_stack([x, y])).distance(shapely.Point(0.0, 0.0)))
+    lat_far, lat_near = (_polar_lat(v, north) for v in (float(r.max()), r_min))
+    west, east = (-180.0, 180.0) if pole else _angular_cover(np.arctan2(y, x) * (1.0 if north else -1.0))
+    return (west, lat_far, east, lat_near) if north else (west, lat_near, east, lat_far)
+
+
+def _polar_lat(r: float, north: bool) -> float:
+    """Latitude (deg) at distance ``r`` from the pole in SlideRule's polar projections."""
+    phi = np.pi / 2.0 - 2.0 * np.arctan(r / 2.0)
+    return float(np.degrees(phi if north else -phi))
+
+
+def _angular_cover(theta: np.ndarray) -> tuple[float, float]:
+    """Longitude range (deg, west/east) swept by a closed ring of angles around the pole.
+
+    Each edge sweeps the shorter arc between its ends (a straight edge that misses the pole).
+    """
+    start = np.mod(theta[:-1], 2 * np.pi)
+    sweep = np.mod(theta[1:] - theta[:-1] + np.pi, 2 * np.pi) - np.pi
+    if np.any(np.abs(sweep) > np.pi - 1e-9):  # an edge through the pole: no direction is safe
+        return -180.0, 180.0
+    lo = np.mod(np.where(sweep < 0, start + sweep, start), 2 * np.pi)
+    arcs = list(zip(lo.tolist(), np.abs(sweep).tolist(), strict=True))
+    # two turns, so that arcs running past 2 pi cover the start of the second one; the largest
+    # uncovered gap is then found among the gaps that end in the second turn
+    items = sorted(arcs + [(a + 2 * np.pi, length) for a, length in arcs])
+    best_gap, best_at = 0.0, None
+    reach = items[0][0] + items[0][1]
+    for a, length in items[1:]:
+        if a >= 2 * np.pi and a - reach > best_gap:
+            best_gap, best_at = a - reach, (reach, a)
+        reach = max(reach, a + length)
+    if best_at is None:
+        return -180.0, 180.0
+    west, east = (float((np.degrees(v) + 180.0) % 360.0 - 180.0) for v in (best_at[1], best_at[0]))
+    return west, east
 
 
 def region_from_geojson(geojson: dict, tolerance: float = 0.0) -> list[dict[str, float]]:
