@@ -47,3 +47,19 @@ def real_dir(tmp_path_factory) -> Path:
     shutil.copy(vegr / "atl03_clip.h5", d / VEGR_NAME)
     shutil.copy(vegr / "atl08_clip.h5", d / VEGR_NAME.replace("ATL03", "ATL08"))
     return d
+
+
+@pytest.fixture(scope="session")
+def places(tmp_path_factory) -> Path:
+    """Discovery's synthetic granules at known places and times (see discovery_data.py)."""
+    from . import discovery_data
+
+    return discovery_data.places(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def asset(places):
+    """The ``atlas-local`` asset over :func:`places`."""
+    from icesat2sr.assets import resolve_asset
+
+    return resolve_asset("atlas-local", str(places))

@@ -26,14 +26,6 @@ from .conftest import HARMONY_NAME, VEGR_NAME
 N = dd.NAMES
 
 
-@pytest.fixture(scope="session")
-def places(tmp_path_factory):
-    return dd.places(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def asset(places):
-    return resolve_asset("atlas-local", str(places))
 
 
 def test_index_record_from_h5py(places, asset):

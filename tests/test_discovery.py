@@ -24,14 +24,6 @@ from . import discovery_data as dd
 N = dd.NAMES
 
 
-@pytest.fixture(scope="session")
-def places(tmp_path_factory):
-    return dd.places(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def asset(places):
-    return resolve_asset("atlas-local", str(places))
 
 
 def parms(ring=None, **kw) -> Parms:
