@@ -65,3 +65,14 @@ def test_compact_round_trip_and_concat():
                      GranuleResult("c", "atl06", elevations=rows[:1])], "atl06")
     assert len(merged.elevations) == 4
     assert concat([], "atl06", compact=True).elevations.dtype == COMPACT
+
+
+def test_merged_tables_keep_the_wire_layout():
+    # plain np.concatenate of structured arrays drops the padding (ELEVATION 104 -> 100 bytes)
+    rows = np.zeros(2, dtype=ELEVATION)
+    parts = [GranuleResult(g, "atl06", elevations=rows) for g in "ab"]
+    assert concat(parts, "atl06").elevations.dtype == ELEVATION
+    ph = GranuleResult("a", "atl03s", extents=np.zeros(1, EXTENT), photons=np.zeros(3, PHOTON),
+                       offsets=np.array([0, 3]))
+    merged = concat([ph, ph], "atl03s")
+    assert merged.extents.dtype == EXTENT and merged.photons.dtype == PHOTON

@@ -23,7 +23,7 @@ from .extents import make_extents
 from .fit import FitSettings, fit_extents
 from .granule import read_beams
 from .params import Parms
-from .records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, elevation_rows, photon_rows
+from .records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, elevation_rows, photon_rows, stack
 from .select import photon_confidence, photon_mask
 from .timeutil import delta_time_to_ns
 
@@ -122,10 +122,10 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
 def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
     if kind == "atl06":
         dtype = COMPACT if parms.compact else ELEVATION
-        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+        rows = stack([p[0] for p in parts], dtype)
         return GranuleResult(resource, kind, elevations=rows)
-    heads = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=EXTENT)
-    photons = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=PHOTON)
+    heads = stack([p[0] for p in parts], EXTENT)
+    photons = stack([p[1] for p in parts], PHOTON)
     offsets = np.concatenate(([0], np.cumsum(heads["count"].astype(np.int64))))
     return GranuleResult(resource, kind, extents=heads, photons=photons, offsets=offsets)
 

@@ -228,18 +228,23 @@ def unpack(data: bytes) -> GranuleResult:
                          **tables)
 
 
+def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate row tables keeping the wire layout (plain ``np.concatenate`` drops the padding)."""
+    return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
+
+
 def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
     """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
     if kind == "atl06":
         parts = [r.elevations for r in ok if r.elevations is not None]
-        merged.elevations = np.concatenate(parts) if parts else np.zeros(0, dtype=COMPACT if compact else ELEVATION)
+        merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)
         return merged
     heads = [r.extents for r in ok if r.extents is not None]
     phs = [r.photons for r in ok if r.photons is not None]
-    merged.extents = np.concatenate(heads) if heads else np.zeros(0, dtype=EXTENT)
-    merged.photons = np.concatenate(phs) if phs else np.zeros(0, dtype=PHOTON)
+    merged.extents = stack(heads, EXTENT)
+    merged.photons = stack(phs, PHOTON)
     counts = merged.extents["count"].astype(np.int64)
     merged.offsets = np.concatenate(([0], np.cumsum(counts)))
     return merged
