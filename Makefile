@@ -7,7 +7,7 @@ UV := $(BIN)/uv
 STAMP := $(VENV)/.setup-stamp
 DEMO_DIR ?= demo-output
 
-.PHONY: setup demo test bench lint lock clean setup-clients setup-tools
+.PHONY: setup demo test bench lint lock clean setup-clients setup-tools layer
 
 setup: $(STAMP)
 
@@ -32,14 +32,40 @@ setup-clients: .venv-sr4/.stamp .venv-sr5/.stamp
 demo: setup
 	$(BIN)/icesat2sr demo --out $(DEMO_DIR)
 
-test: setup setup-clients
+test: setup setup-clients setup-tools
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/icesat2sr bench
 
-lint: setup
+lint: setup setup-tools
 	$(BIN)/ruff check .
+	AWS_DEFAULT_REGION=us-west-2 $(TOOLS)/bin/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=us-west-2 SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint -t template.yaml
+	@mkdir -p .aws-sam && $(BIN)/python tools/asl/render.py template.yaml statemachine/atl06p.asl.json > .aws-sam/atl06p.asl.json
+	cd tools/asl && npx --no-install asl-validator --json-path ../../.aws-sam/atl06p.asl.json
+
+# Template and state machine linters, each in its own pinned environment (offline at run time):
+# aws-sam-cli + cfn-lint (requirements/tools.lock) and npm's asl-validator (tools/asl/package-lock.json).
+TOOLS := .venv-tools
+TOOLS_UV = $(shell test -x $(UV) && echo $(UV) || command -v uv)
+setup-tools: $(TOOLS)/.stamp tools/asl/node_modules/.stamp
+$(TOOLS)/.stamp: requirements/tools.lock | $(STAMP)
+	@test -x $(TOOLS)/bin/python || $(TOOLS_UV) venv --quiet --python $(BIN)/python $(TOOLS)
+	$(TOOLS_UV) pip sync --quiet --python $(TOOLS)/bin/python $<
+	@touch $@
+tools/asl/node_modules/.stamp: tools/asl/package.json tools/asl/package-lock.json
+	cd tools/asl && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+# The Lambda layers as SAM's makefile build makes them (python3.12/arm64 wheels), and their size.
+layer: setup
+	$(MAKE) --no-print-directory -f layers/icesat2sr/Makefile build-Icesat2srLayer \
+		ARTIFACTS_DIR=$(CURDIR)/.aws-sam/layers/Icesat2srLayer UV=$(TOOLS_UV)
+	$(MAKE) --no-print-directory -f layers/pyarrow/Makefile build-ArrowLayer \
+		ARTIFACTS_DIR=$(CURDIR)/.aws-sam/layers/ArrowLayer UV=$(TOOLS_UV)
+	@for d in .aws-sam/layers/*; do printf '%s unzipped: ' $$d; \
+		find $$d -type f -printf '%s\n' | awk '{s+=$$1} END {printf "%.1f MB\n", s/1e6}'; done
 
 lock:
 	$(UV) pip compile --quiet pyproject.toml --extra dev --override requirements/overrides.txt \

@@ -114,7 +114,7 @@ class Granule:
             if not os.path.isfile(resource):
                 raise ResourceError(self.name, "granule not found", ResourceError.RESOURCE_DOES_NOT_EXIST)
         else:
-            from h5coro.s3driver import S3Driver as driver_class
+            from .s3driver import RetryingS3Driver as driver_class  # survives S3 throttling
         try:
             self._h5 = _h5coro.H5Coro(resource, driver_class, credentials=credentials or {},
                                       errorChecking=True, verbose=False)

@@ -1,0 +1,34 @@
+"""Aggregator Lambda: merges a job's granule results into GeoParquet + msgpack, final status.
+
+Event: the state machine's state after the Map (``{"job", "kind", "manifest", "request", "map" |
+"map_error"}``). Granules without a result are reported as failed with their reason; the others'
+rows are kept.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aws_lambda_powertools import Logger
+
+logger = Logger()
+_clients: dict = {}
+
+
+def client(name: str):
+    if name not in _clients:
+        import boto3
+        _clients[name] = boto3.client(name)
+    return _clients[name]
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context) -> dict:
+    """Lambda entry point."""
+    started = time.perf_counter()
+    from icesat2sr import jobs
+
+    summary = jobs.aggregate(client("s3"), jobs.Settings.from_env(), event,
+                             aggregator_s=time.perf_counter() - started)
+    logger.info("job merged", extra=summary)
+    return summary

@@ -1,0 +1,47 @@
+"""Worker Lambda: one granule of a job (a Distributed Map child).
+
+Event ``{"job", "granule", "request": {"bucket", "key"}}``; writes
+``results/{job}/{granule}.msgpack`` and returns a small summary (the Map's output stays far below
+Step Functions' 256 KiB). A granule that cannot be used is a result with an error, not a failure;
+S3 throttling that outlasts the reader's retries raises ``TransientGranuleError`` so the state
+machine's ``Retry`` runs the granule again.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger
+
+logger = Logger()
+_clients: dict = {}
+
+
+def client(name: str):
+    if name not in _clients:
+        import boto3
+        _clients[name] = boto3.client(name)
+    return _clients[name]
+
+
+def credentials(asset: str) -> dict | None:
+    """Earthdata's temporary S3 keys for ``nsidc-s3`` (secret ``EARTHDATA_SECRET_ARN``)."""
+    secret = os.environ.get("EARTHDATA_SECRET_ARN")
+    if asset != "nsidc-s3" or not secret:
+        return None
+    from icesat2sr.earthdata import credentials_from_secret
+    return credentials_from_secret(client("secretsmanager"), secret)
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context) -> dict:
+    """Lambda entry point."""
+    from icesat2sr import jobs
+
+    config = jobs.route_config()
+    ref = event["request"]
+    _, asset, _ = jobs.load_request(client("s3"), ref["bucket"], ref["key"], config)
+    memory = int(getattr(context, "memory_limit_in_mb", 0) or os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0))
+    summary = jobs.run_granule(client("s3"), event, config, memory_mb=memory, credentials=credentials(asset.name))
+    logger.info("granule done", extra=summary)
+    return summary
