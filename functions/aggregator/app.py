@@ -11,17 +11,9 @@ import time
 
 from aws_lambda_powertools import Logger
 
+from icesat2sr.jobs import client
+
 logger = Logger()
-_clients: dict = {}
-
-
-def client(name: str):
-    if name not in _clients:
-        import boto3
-        _clients[name] = boto3.client(name)
-    return _clients[name]
-
-
 @logger.inject_lambda_context
 def handler(event: dict, context) -> dict:
     """Lambda entry point."""

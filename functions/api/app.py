@@ -13,22 +13,15 @@ import os
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
+from icesat2sr.jobs import client
+
 logger = Logger()
 app = APIGatewayRestResolver()
-_clients: dict = {}
 
 SYNC_ROUTES = {"GET": ("/source/version", "/source/definition", "/source/time", "/source/datetime",
                        "/source/health", "/health"),
                "POST": ("/source/atl06", "/source/atl03s", "/source/indexer", "/source/definition",
                         "/source/time", "/source/datetime")}
-
-
-def client(name: str):
-    """A boto3 client, created once per container."""
-    if name not in _clients:
-        import boto3
-        _clients[name] = boto3.client(name)
-    return _clients[name]
 
 
 def _answer(response) -> Response:

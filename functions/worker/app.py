@@ -13,17 +13,9 @@ import os
 
 from aws_lambda_powertools import Logger
 
+from icesat2sr.jobs import client
+
 logger = Logger()
-_clients: dict = {}
-
-
-def client(name: str):
-    if name not in _clients:
-        import boto3
-        _clients[name] = boto3.client(name)
-    return _clients[name]
-
-
 def credentials(asset: str) -> dict | None:
     """Earthdata's temporary S3 keys for ``nsidc-s3`` (secret ``EARTHDATA_SECRET_ARN``)."""
     secret = os.environ.get("EARTHDATA_SECRET_ARN")

@@ -38,16 +38,23 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
+_LOADING = threading.Lock()
+
+
 def load_function(name: str):
-    """``functions/<name>/app.py`` as module ``fn_<name>`` (they are all called ``app``)."""
+    """``functions/<name>/app.py`` as module ``fn_<name>`` (they are all called ``app``).
+
+    The Distributed Map calls handlers from several threads: loading is serialised so no thread
+    sees a module that another is still executing.
+    """
     module_name = f"fn_{name}"
-    if module_name in sys.modules:
+    with _LOADING:
+        if module_name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[module_name] = module
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def render_definition(text: str, values: dict[str, str]) -> str:
@@ -131,8 +138,7 @@ def stack(aws_env, granules, monkeypatch, request):
     jobs._REQUESTS.clear()
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with mock_aws(config=config):
-        for name in FUNCTIONS:  # fresh clients inside this mock
-            load_function(name)._clients.clear()
+        jobs._clients.clear()  # fresh boto3 clients inside this mock
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (DATA_BUCKET, RESULTS_BUCKET):
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})

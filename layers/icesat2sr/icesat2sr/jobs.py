@@ -132,6 +132,17 @@ def route_config(env: Mapping[str, str] | None = None):
 
 
 # ---------------------------------------------------------------------- S3 helpers
+_clients: dict = {}
+
+
+def client(name: str):
+    """A boto3 client, created once per Lambda container (handlers share this cache)."""
+    if name not in _clients:
+        import boto3
+        _clients[name] = boto3.client(name)
+    return _clients[name]
+
+
 def put_json(s3, bucket: str, key_: str, data: object) -> None:
     s3.put_object(Bucket=bucket, Key=key_, Body=json.dumps(data).encode(), ContentType="application/json")
 

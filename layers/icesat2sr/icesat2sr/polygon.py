@@ -129,7 +129,7 @@ def inside(lon: np.ndarray, lat: np.ndarray, poly: tuple[tuple[float, float], ..
     xi, yi = vx, vy
     xj, yj = np.roll(vx, 1), np.roll(vy, 1)  # edge (i, j = i - 1, cyclic)
     toggles = np.zeros(cand.size, dtype=np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # horizontal edges never cross
         for s in range(0, len(xi), _EDGE_CHUNK):
             e = slice(s, s + _EDGE_CHUNK)
             a_xi, a_yi = xi[e, None], yi[e, None]
