@@ -26,57 +26,82 @@ FORMATS = (".parquet", ".csv", ".h5")
 _EXTENT_HIDDEN = ("spacecraft_velocity", "extent_length")
 
 
-def elevations_frame(rows: np.ndarray, keep_id: bool = False):
-    """GeoDataFrame of elevation rows (ELEVATION or COMPACT dtype).
+def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """What a result's frame holds, as numpy arrays (the one definition; no pandas needed).
+
+    Used by :func:`result_frame` (GeoDataFrames) and :mod:`icesat2sr.geoparquet` (the Lambda's
+    GeoParquet writer), so both give the same columns in the same order.
+
+    Returns
+    -------
+    time_ns : ndarray[int64]
+        Index values (ns since the Unix epoch, UTC), sorted (stable).
+    columns : dict of str -> ndarray
+        Columns in frame order; the key ``"geometry"`` (value None) marks where geometry goes.
+    lon, lat : ndarray[float64]
+        Point coordinates, in the same (sorted) order.
+    """
+    spot = None
+    if result.kind == "atl06":
+        rows = result.elevations
+        columns = {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
+        columns["lat"], columns["lon"] = columns["latitude"], columns["longitude"]
+        lon, lat = columns.pop("longitude"), columns.pop("latitude")
+    else:
+        counts = np.diff(result.offsets).astype(np.int64)
+        columns = {name: np.repeat(result.extents[name], counts) for name in result.extents.dtype.names
+                   if name not in _EXTENT_HIDDEN}
+        for name in result.photons.dtype.names:
+            columns[name] = np.ascontiguousarray(result.photons[name])
+        lon, lat = columns["longitude"], columns["latitude"]
+        spot = spots(columns["sc_orient"], columns["track"], columns["pair"])  # as the client adds it
+    if not keep_id:
+        columns.pop("extent_id", None)
+    time_ns = columns.pop("time").astype(np.int64)
+    order = np.argsort(time_ns, kind="stable")
+    columns = {name: values[order] for name, values in columns.items()}
+    columns["geometry"] = None
+    if spot is not None:
+        columns["spot"] = spot[order]
+    return time_ns[order], columns, lon[order], lat[order]
+
+
+def spots(sc_orient: np.ndarray, track: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    """Laser spot of every row from (sc_orient, track, pair), vectorised."""
+    table = np.zeros((3, 4, 2), dtype=np.uint8)
+    for orient in range(3):
+        for t in (1, 2, 3):
+            for p in (0, 1):
+                table[orient, t, p] = spot_from_track_pair(orient, t, p)
+    return table[np.minimum(sc_orient, 2), track, pair]
+
+
+def result_frame(result: GranuleResult, keep_id: bool = False):
+    """GeoDataFrame of a (possibly merged) :class:`GranuleResult`.
 
     Examples
     --------
-    >>> gdf = elevations_frame(result.elevations)   # doctest: +SKIP
-    >>> gdf[["h_mean", "lat", "lon"]].describe()     # doctest: +SKIP
+    >>> gdf = result_frame(result)                    # doctest: +SKIP
+    >>> gdf[["h_mean", "lat", "lon"]].describe()      # doctest: +SKIP
     """
-    columns = {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
-    columns["lat"], columns["lon"] = columns["latitude"], columns["longitude"]
-    return _frame(columns, keep_id, keep_lat_lon=False)
+    import geopandas
+    import pandas as pd
+
+    time_ns, columns, lon, lat = frame_columns(result, keep_id)
+    data = {name: values for name, values in columns.items() if name != "geometry"}
+    frame = pd.DataFrame(data, index=pd.Index(time_ns.view("datetime64[ns]"), name="time"))
+    gdf = geopandas.GeoDataFrame(frame, geometry=geopandas.points_from_xy(lon, lat), crs=CRS)
+    return gdf[list(columns)]
+
+
+def elevations_frame(rows: np.ndarray, keep_id: bool = False):
+    """GeoDataFrame of elevation rows (ELEVATION or COMPACT dtype)."""
+    return result_frame(GranuleResult("", "atl06", elevations=rows), keep_id)
 
 
 def photons_frame(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray, keep_id: bool = False):
     """GeoDataFrame with one row per photon; extent fields repeated on their photons."""
-    counts = np.diff(offsets).astype(np.int64)
-    columns = {name: np.repeat(extents[name], counts) for name in extents.dtype.names
-               if name not in _EXTENT_HIDDEN}
-    for name in photons.dtype.names:
-        columns[name] = np.ascontiguousarray(photons[name])
-    gdf = _frame(columns, keep_id, keep_lat_lon=True)
-    spots = np.zeros((3, 4, 2), dtype=np.uint8)
-    for orient in range(3):
-        for track in (1, 2, 3):
-            for pair in (0, 1):
-                spots[orient, track, pair] = spot_from_track_pair(orient, track, pair)
-    gdf["spot"] = spots[np.minimum(gdf["sc_orient"].to_numpy(), 2), gdf["track"].to_numpy(),
-                        gdf["pair"].to_numpy()]
-    return gdf
-
-
-def result_frame(result: GranuleResult, keep_id: bool = False):
-    """GeoDataFrame of a (possibly merged) :class:`GranuleResult`."""
-    if result.kind == "atl06":
-        return elevations_frame(result.elevations, keep_id)
-    return photons_frame(result.extents, result.photons, result.offsets, keep_id)
-
-
-def _frame(columns: dict, keep_id: bool, keep_lat_lon: bool):
-    import geopandas
-    import pandas as pd
-
-    geometry = geopandas.points_from_xy(columns["longitude"], columns["latitude"])
-    if not keep_lat_lon:
-        del columns["latitude"], columns["longitude"]
-    if not keep_id:
-        columns.pop("extent_id", None)
-    time = columns.pop("time").astype("datetime64[ns]")
-    frame = pd.DataFrame(columns, index=pd.Index(time, name="time"))
-    gdf = geopandas.GeoDataFrame(frame, geometry=geometry, crs=CRS)
-    return gdf.sort_index(kind="stable")
+    return result_frame(GranuleResult("", "atl03s", extents=extents, photons=photons, offsets=offsets), keep_id)
 
 
 # ---------------------------------------------------------------------- files

@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from . import __version__
-from .names import spot_from_track_pair
+from .frames import frame_columns
 from .records import GranuleResult
 
 GEOPARQUET_VERSION = "1.0.0"
@@ -39,54 +39,7 @@ CRS_7912 = {
     "bbox": {"south_latitude": -90, "west_longitude": -180, "north_latitude": 90, "east_longitude": 180},
     "id": {"authority": "EPSG", "code": 7912},
 }
-_HIDDEN_EXTENT = ("spacecraft_velocity", "extent_length")  # as frames._EXTENT_HIDDEN
 _WKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])  # 21 bytes, packed
-
-
-def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
-    """The frame of a result as numpy arrays, in the order :func:`icesat2sr.frames.result_frame` has.
-
-    Returns
-    -------
-    time_ns : ndarray[int64]
-        Index values (ns since the Unix epoch, UTC), sorted (stable).
-    columns : dict of str -> ndarray
-        Columns in frame order; the key ``"geometry"`` marks where the geometry column goes.
-    lon, lat : ndarray[float64]
-        Point coordinates, in the same (sorted) order.
-    """
-    if result.kind == "atl06":
-        rows = result.elevations
-        columns = {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
-        columns["lat"], columns["lon"] = columns["latitude"], columns["longitude"]
-        lon, lat = columns.pop("longitude"), columns.pop("latitude")
-        spot = None
-    else:
-        counts = np.diff(result.offsets).astype(np.int64)
-        columns = {name: np.repeat(result.extents[name], counts) for name in result.extents.dtype.names
-                   if name not in _HIDDEN_EXTENT}
-        for name in result.photons.dtype.names:
-            columns[name] = np.ascontiguousarray(result.photons[name])
-        lon, lat = columns["longitude"], columns["latitude"]
-        spot = _spots(columns["sc_orient"], columns["track"], columns["pair"])
-    if not keep_id:
-        columns.pop("extent_id", None)
-    time_ns = columns.pop("time").astype(np.int64)
-    order = np.argsort(time_ns, kind="stable")
-    columns = {name: values[order] for name, values in columns.items()}
-    columns["geometry"] = None
-    if spot is not None:
-        columns["spot"] = spot[order]
-    return time_ns[order], columns, lon[order], lat[order]
-
-
-def _spots(sc_orient: np.ndarray, track: np.ndarray, pair: np.ndarray) -> np.ndarray:
-    table = np.zeros((3, 4, 2), dtype=np.uint8)
-    for orient in range(3):
-        for t in (1, 2, 3):
-            for p in (0, 1):
-                table[orient, t, p] = spot_from_track_pair(orient, t, p)
-    return table[np.minimum(sc_orient, 2), track, pair]
 
 
 def wkb_points(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, bytes]:
