@@ -9,9 +9,7 @@ import pytest
 
 from icesat2sr.synth import GranuleSpec, write_granule
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-if not REAL.is_dir():  # CI clones the repo elsewhere; the shared data sits beside the checkout
-    REAL = Path("/work/shared/data/real")
+REAL = Path(__file__).resolve().parent / "data" / "real"  # see its README.md for provenance
 
 # Real granule names of the clips (SPEC §1.1 naming; from their METADATA / the source README)
 HARMONY_NAME = "ATL03_20181014002445_02350104_006_02.h5"
