@@ -94,16 +94,6 @@ def result_frame(result: GranuleResult, keep_id: bool = False):
     return gdf[list(columns)]
 
 
-def elevations_frame(rows: np.ndarray, keep_id: bool = False):
-    """GeoDataFrame of elevation rows (ELEVATION or COMPACT dtype)."""
-    return result_frame(GranuleResult("", "atl06", elevations=rows), keep_id)
-
-
-def photons_frame(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray, keep_id: bool = False):
-    """GeoDataFrame with one row per photon; extent fields repeated on their photons."""
-    return result_frame(GranuleResult("", "atl03s", extents=extents, photons=photons, offsets=offsets), keep_id)
-
-
 # ---------------------------------------------------------------------- files
 def write(gdf, path: str | os.PathLike, parms: dict | None = None) -> Path:
     """Write a frame to ``.parquet`` (GeoParquet), ``.csv`` or ``.h5``, atomically.
