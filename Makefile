@@ -40,6 +40,7 @@ bench: setup
 
 lint: setup setup-tools
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	AWS_DEFAULT_REGION=us-west-2 $(TOOLS)/bin/cfn-lint template.yaml
 	AWS_DEFAULT_REGION=us-west-2 SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint -t template.yaml
 	@mkdir -p .aws-sam && $(BIN)/python tools/asl/render.py template.yaml statemachine/atl06p.asl.json > .aws-sam/atl06p.asl.json

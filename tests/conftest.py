@@ -50,7 +50,7 @@ def real_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def places(tmp_path_factory) -> Path:
     """Discovery's synthetic granules at known places and times (see discovery_data.py)."""
-    from . import discovery_data
+    from .discovery import discovery_data
 
     return discovery_data.places(tmp_path_factory)
 
@@ -58,6 +58,6 @@ def places(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def asset(places):
     """The ``atlas-local`` asset over :func:`places`."""
-    from icesat2sr.assets import resolve_asset
+    from icesat2sr.granules.assets import resolve_asset
 
     return resolve_asset("atlas-local", str(places))

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 
-from icesat2sr import catalog
 from icesat2sr.cli import main
+from icesat2sr.discovery import catalog
 
-from . import discovery_data as dd
+from .discovery import discovery_data as dd
 
 N = dd.NAMES
 # crosses the tracks of "mid" and "mid_repeat" (lat 40.0 .. 40.054) over part of their length

@@ -12,7 +12,7 @@ import pytest
 from h5coro import filedriver
 
 from icesat2sr import synth
-from icesat2sr.names import BEAMS, parse_name, spot
+from icesat2sr.request.names import BEAMS, parse_name, spot
 
 SPEC = synth.GranuleSpec(segments=300, seed=11)
 

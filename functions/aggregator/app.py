@@ -11,14 +11,14 @@ import time
 
 from aws_lambda_powertools import Logger
 
-from icesat2sr.jobs import client
+from icesat2sr.service.jobs import client
 
 logger = Logger()
 @logger.inject_lambda_context
 def handler(event: dict, context) -> dict:
     """Lambda entry point."""
     started = time.perf_counter()
-    from icesat2sr import jobs
+    from icesat2sr.service import jobs
 
     summary = jobs.aggregate(client("s3"), jobs.Settings.from_env(), event,
                              aggregator_s=time.perf_counter() - started)

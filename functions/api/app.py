@@ -1,7 +1,7 @@
 """API Lambda: SlideRule's ``/source/*`` routes behind API Gateway, and asynchronous jobs.
 
-Synchronous routes are :mod:`icesat2sr.routes` (the local server's code: same request parsing, same
-record encoder) within API Gateway's limits (:mod:`icesat2sr.apigw`). ``POST /source/atl06p`` and
+Synchronous routes are :mod:`icesat2sr.service.routes` (the local server's code: same request parsing, same
+record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p`` and
 ``/source/atl03sp`` start a job instead of streaming (202 + job id); ``GET /jobs/{id}`` reports it.
 """
 
@@ -13,7 +13,7 @@ import os
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
-from icesat2sr.jobs import client
+from icesat2sr.service.jobs import client
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -37,7 +37,7 @@ def _error(status: int, message: str) -> Response:
 
 
 def _sync() -> Response:
-    from icesat2sr import apigw, jobs, routes
+    from icesat2sr.service import apigw, jobs, routes
 
     event = app.current_event
     body = (event.decoded_body or "").encode()
@@ -51,8 +51,8 @@ for _method, _paths in SYNC_ROUTES.items():
 
 
 def _submit(route: str) -> Response:
-    from icesat2sr import jobs, routes
-    from icesat2sr.errors import Icesat2srError
+    from icesat2sr.request.errors import Icesat2srError
+    from icesat2sr.service import jobs, routes
 
     try:
         body = json.loads(app.current_event.decoded_body or "{}")
@@ -81,7 +81,7 @@ def atl03sp() -> Response:
 
 @app.get("/jobs/<job_id>")
 def job(job_id: str) -> Response:
-    from icesat2sr import jobs
+    from icesat2sr.service import jobs
 
     try:
         status = jobs.job_status(client("s3"), jobs.Settings.from_env(), job_id, sfn=client("stepfunctions"))

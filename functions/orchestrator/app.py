@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from icesat2sr.jobs import client
+from icesat2sr.service.jobs import client
 
 logger = Logger()
 @logger.inject_lambda_context
 def handler(event: dict, context) -> dict:
     """Lambda entry point."""
-    from icesat2sr import jobs
+    from icesat2sr.service import jobs
 
     settings = jobs.Settings.from_env()
     config = jobs.route_config()

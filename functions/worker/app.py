@@ -13,7 +13,7 @@ import os
 
 from aws_lambda_powertools import Logger
 
-from icesat2sr.jobs import client
+from icesat2sr.service.jobs import client
 
 logger = Logger()
 def credentials(asset: str) -> dict | None:
@@ -21,14 +21,14 @@ def credentials(asset: str) -> dict | None:
     secret = os.environ.get("EARTHDATA_SECRET_ARN")
     if asset != "nsidc-s3" or not secret:
         return None
-    from icesat2sr.earthdata import credentials_from_secret
+    from icesat2sr.granules.earthdata import credentials_from_secret
     return credentials_from_secret(client("secretsmanager"), secret)
 
 
 @logger.inject_lambda_context
 def handler(event: dict, context) -> dict:
     """Lambda entry point."""
-    from icesat2sr import jobs
+    from icesat2sr.service import jobs
 
     config = jobs.route_config()
     ref = event["request"]

@@ -130,8 +130,8 @@ def stack(aws_env, granules, monkeypatch, request):
     from moto import mock_aws
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
-    from icesat2sr import jobs
-    from icesat2sr.s3driver import RetryingS3Driver
+    from icesat2sr.granules.s3driver import RetryingS3Driver
+    from icesat2sr.service import jobs
 
     monkeypatch.setattr(RetryingS3Driver, "base_s", 0.001)
     monkeypatch.setattr(RetryingS3Driver, "max_s", 0.01)

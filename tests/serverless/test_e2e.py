@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icesat2sr import cli, records
+from icesat2sr import cli
+from icesat2sr.science import records
 
 from .conftest import RESULTS_BUCKET, Context, load_event, load_function
 

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from icesat2sr import apigw, jobs, records, wire
-from icesat2sr.routes import Response
+from icesat2sr.formats import wire
+from icesat2sr.science import records
+from icesat2sr.service import apigw, jobs
+from icesat2sr.service.routes import Response
 
 from .conftest import EVENTS, RESULTS_BUCKET, Context, load_event, load_function
 from .test_e2e import api_call

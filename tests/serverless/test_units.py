@@ -11,11 +11,12 @@ import pyproj
 import pytest
 from botocore.exceptions import ClientError
 
-from icesat2sr import earthdata, frames, geoparquet
-from icesat2sr.assets import resolve_asset
 from icesat2sr.engine import process_granule
-from icesat2sr.params import Parms
-from icesat2sr.s3driver import RetryingS3Driver, TransientReadError, transient_failures
+from icesat2sr.formats import frames, geoparquet
+from icesat2sr.granules import earthdata
+from icesat2sr.granules.assets import resolve_asset
+from icesat2sr.granules.s3driver import RetryingS3Driver, TransientReadError, transient_failures
+from icesat2sr.request.params import Parms
 
 
 def test_embedded_crs_is_epsg_7912():

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import resolve_asset
-from .extents import make_extents
-from .fit import FitSettings, fit_extents
-from .granule import read_beams
-from .names import BEAMS
-from .params import Parms
-from .select import photon_confidence, photon_mask
-from .timeutil import delta_time_to_ns
+from .granules.assets import resolve_asset
+from .granules.reader import read_beams
+from .request.names import BEAMS
+from .request.params import Parms
+from .request.timeutil import delta_time_to_ns
+from .science.extents import make_extents
+from .science.fit import FitSettings, fit_extents
+from .science.select import photon_confidence, photon_mask
 
 _RAW = ("heights/delta_time", "heights/lat_ph", "heights/lon_ph", "heights/h_ph", "heights/dist_ph_along",
         "heights/dist_ph_across", "heights/quality_ph", "geolocation/segment_id", "geolocation/segment_dist_x",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import Icesat2srError, ParameterError, ServiceError
+from .request.errors import Icesat2srError, ParameterError, ServiceError
 
 EXIT_BAD_INPUT = 2
 
@@ -124,8 +124,8 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
 
 def request_parms(text: str | None, poly_file: str | None, asset: str):
     """Build :class:`Parms` from ``--parms`` (JSON text or ``@file``) and ``--poly``."""
-    from .params import Parms
-    from .polygon import region_from_geojson
+    from .request.params import Parms
+    from .request.polygon import region_from_geojson
 
     data: dict = {}
     if text:
@@ -154,7 +154,7 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
 
 def check_output(path: Path) -> None:
     """Fail early (before any work) on an output we could not write."""
-    from .frames import FORMATS
+    from .formats.frames import FORMATS
 
     if path.suffix.lower() not in FORMATS:
         raise UsageError(f"output {path} must end in {', '.join(FORMATS)}")
@@ -166,10 +166,10 @@ def check_output(path: Path) -> None:
 
 
 def _run_process(args) -> int:
-    from .assets import check_resource_name, resolve_asset
     from .engine import run_many
-    from .frames import result_frame, write
-    from .records import concat
+    from .formats.frames import result_frame, write
+    from .granules.assets import check_resource_name, resolve_asset
+    from .science.records import concat
 
     check_output(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
@@ -227,9 +227,9 @@ DEMO_PARMS = {"srt": 3, "cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20
 
 
 def _run_demo(args) -> int:
-    from . import icesat2
-    from .frames import write
-    from .plot import plot
+    from .client import icesat2
+    from .client.plot import plot
+    from .formats.frames import write
     from .synth import synthesize
 
     started = time.perf_counter()
@@ -281,11 +281,11 @@ def _run_discovered(args) -> int:
     """Discovery, then the process pool. Granules that fail are reported on stderr and left out;
     exit 0 when at least one granule succeeded (or none matched: an empty result is written),
     1 when every selected granule failed (nothing is written)."""
-    from .assets import resolve_asset
-    from .discovery import find_granules
+    from .discovery.find import find_granules
     from .engine import run_many
-    from .frames import result_frame, write
-    from .records import concat
+    from .formats.frames import result_frame, write
+    from .granules.assets import resolve_asset
+    from .science.records import concat
 
     check_output(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
@@ -326,8 +326,8 @@ def _add_index(sub) -> None:
 
 
 def _run_index(args) -> int:
-    from .assets import resolve_asset
-    from .catalog import update_catalog
+    from .discovery.catalog import update_catalog
+    from .granules.assets import resolve_asset
 
     asset = resolve_asset(args.asset, args.directory)
     bar = None
@@ -375,8 +375,8 @@ def _add_serve(sub) -> None:
 def _run_serve(args) -> int:
     import logging
 
-    from .routes import Config
-    from .server import serve
+    from .service.routes import Config
+    from .service.server import serve
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
@@ -398,7 +398,7 @@ def _add_plot(sub) -> None:
 
 
 def _run_plot(args) -> int:
-    from .plot import plot_file
+    from .client.plot import plot_file
 
     if not args.result.is_file():
         raise UsageError(f"result file {args.result} does not exist")

@@ -16,16 +16,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 
 import numpy as np
 
-from .assets import Asset
-from .beam import Beam
-from .errors import ResourceError
-from .extents import make_extents
-from .fit import FitSettings, fit_extents
-from .granule import read_beams
-from .params import Parms
-from .records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, elevation_rows, photon_rows, stack
-from .select import photon_confidence, photon_mask
-from .timeutil import delta_time_to_ns
+from .granules.assets import Asset
+from .granules.beam import Beam
+from .granules.reader import read_beams
+from .request.errors import ResourceError
+from .request.params import Parms
+from .request.timeutil import delta_time_to_ns
+from .science.extents import make_extents
+from .science.fit import FitSettings, fit_extents
+from .science.records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, elevation_rows, photon_rows, stack
+from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)
 KINDS = ("atl06", "atl03s")
@@ -100,7 +100,7 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
     yapc = None
     if parms.yapc is not None:
-        from .yapc import yapc_scores
+        from .science.yapc import yapc_scores
         yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
     mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
     extents = make_extents(beam, mask, parms)

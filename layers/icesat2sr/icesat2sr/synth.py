@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .names import BEAMS, parse_name, spot, track_pair
-from .timeutil import ATLAS_SDP_EPOCH_GPS, utc_to_gps
+from .request.names import BEAMS, parse_name, spot, track_pair
+from .request.timeutil import ATLAS_SDP_EPOCH_GPS, utc_to_gps
 
 C = 299792458.0
 PRF = 10000.0

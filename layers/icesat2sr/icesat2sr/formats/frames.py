@@ -1,0 +1,161 @@
+"""GeoDataFrames and files from result tables.
+
+Frames look like the official SlideRule client's (SPEC §8.3): index ``time`` (datetime64[ns],
+UTC), point geometry from longitude/latitude, CRS EPSG:7912, ``extent_id`` dropped unless
+``keep_id``; photon frames get the client's ``spot``. The seed's columns are added: elevations
+keep ``lat``/``lon`` copies, photons keep ``latitude``/``longitude``. Writers pick the format
+from the file extension and write atomically: on any error the target is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..request.names import spot_from_track_pair
+from ..science.records import GranuleResult
+
+CRS = "EPSG:7912"
+FORMATS = (".parquet", ".csv", ".h5")
+# in the atl03rec struct but not in SlideRule's record definition, so not in the client's frame
+_EXTENT_HIDDEN = ("spacecraft_velocity", "extent_length")
+
+
+def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """What a result's frame holds, as numpy arrays (the one definition; no pandas needed).
+
+    Used by :func:`result_frame` (GeoDataFrames) and :mod:`icesat2sr.formats.geoparquet` (the Lambda's
+    GeoParquet writer), so both give the same columns in the same order.
+
+    Returns
+    -------
+    time_ns : ndarray[int64]
+        Index values (ns since the Unix epoch, UTC), sorted (stable).
+    columns : dict of str -> ndarray
+        Columns in frame order; the key ``"geometry"`` (value None) marks where geometry goes.
+    lon, lat : ndarray[float64]
+        Point coordinates, in the same (sorted) order.
+    """
+    spot = None
+    if result.kind == "atl06":
+        rows = result.elevations
+        columns = {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
+        columns["lat"], columns["lon"] = columns["latitude"], columns["longitude"]
+        lon, lat = columns.pop("longitude"), columns.pop("latitude")
+    else:
+        counts = np.diff(result.offsets).astype(np.int64)
+        columns = {name: np.repeat(result.extents[name], counts) for name in result.extents.dtype.names
+                   if name not in _EXTENT_HIDDEN}
+        for name in result.photons.dtype.names:
+            columns[name] = np.ascontiguousarray(result.photons[name])
+        lon, lat = columns["longitude"], columns["latitude"]
+        spot = spots(columns["sc_orient"], columns["track"], columns["pair"])  # as the client adds it
+    if not keep_id:
+        columns.pop("extent_id", None)
+    time_ns = columns.pop("time").astype(np.int64)
+    order = np.argsort(time_ns, kind="stable")
+    columns = {name: values[order] for name, values in columns.items()}
+    columns["geometry"] = None
+    if spot is not None:
+        columns["spot"] = spot[order]
+    return time_ns[order], columns, lon[order], lat[order]
+
+
+def spots(sc_orient: np.ndarray, track: np.ndarray, pair: np.ndarray) -> np.ndarray:
+    """Laser spot of every row from (sc_orient, track, pair), vectorised."""
+    table = np.zeros((3, 4, 2), dtype=np.uint8)
+    for orient in range(3):
+        for t in (1, 2, 3):
+            for p in (0, 1):
+                table[orient, t, p] = spot_from_track_pair(orient, t, p)
+    return table[np.minimum(sc_orient, 2), track, pair]
+
+
+def result_frame(result: GranuleResult, keep_id: bool = False):
+    """GeoDataFrame of a (possibly merged) :class:`GranuleResult`.
+
+    Examples
+    --------
+    >>> gdf = result_frame(result)                    # doctest: +SKIP
+    >>> gdf[["h_mean", "lat", "lon"]].describe()      # doctest: +SKIP
+    """
+    import geopandas
+    import pandas as pd
+
+    time_ns, columns, lon, lat = frame_columns(result, keep_id)
+    data = {name: values for name, values in columns.items() if name != "geometry"}
+    frame = pd.DataFrame(data, index=pd.Index(time_ns.view("datetime64[ns]"), name="time"))
+    gdf = geopandas.GeoDataFrame(frame, geometry=geopandas.points_from_xy(lon, lat), crs=CRS)
+    return gdf[list(columns)]
+
+
+# ---------------------------------------------------------------------- files
+def write(gdf, path: str | os.PathLike, parms: dict | None = None) -> Path:
+    """Write a frame to ``.parquet`` (GeoParquet), ``.csv`` or ``.h5``, atomically.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+    path : path-like
+        Output file; its extension picks the format.
+    parms : dict, optional
+        Request parameters, stored as metadata (Parquet key ``icesat2sr``, HDF5 attribute).
+    """
+    path = Path(path)
+    writer = _WRITERS.get(path.suffix.lower())
+    if writer is None:
+        raise ValueError(f"unsupported output format '{path.suffix}' (use {', '.join(FORMATS)})")
+    return _atomic(path, lambda tmp: writer(gdf, tmp, parms))
+
+
+def _atomic(path: Path, write_to: Callable[[str], None]) -> Path:
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    os.close(fd)
+    try:
+        write_to(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write_parquet(gdf, path: str, parms: dict | None) -> None:
+    import pyarrow.parquet as pq
+
+    gdf.to_parquet(path, index=True)
+    if parms is not None:  # add our metadata beside GeoParquet's "geo" and pandas' keys
+        table = pq.read_table(path)
+        meta = dict(table.schema.metadata or {})
+        meta[b"icesat2sr"] = json.dumps({"parms": parms}).encode()
+        pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+def _write_csv(gdf, path: str, parms: dict | None) -> None:
+    gdf.drop(columns="geometry").to_csv(path, index=True, date_format="%Y-%m-%dT%H:%M:%S.%fZ", float_format="%.10g")
+
+
+def _write_h5(gdf, path: str, parms: dict | None) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("time", data=gdf.index.to_numpy().astype("datetime64[ns]").astype(np.int64))
+        f["time"].attrs["units"] = "ns since 1970-01-01T00:00:00Z (UTC)"
+        for name in gdf.columns.drop("geometry"):
+            f.create_dataset(name, data=gdf[name].to_numpy())
+        f.attrs["crs"] = CRS
+        if parms is not None:
+            f.attrs["parms"] = json.dumps(parms)
+
+
+_WRITERS = {".parquet": _write_parquet, ".csv": _write_csv, ".h5": _write_h5}

@@ -1,0 +1,336 @@
+"""SlideRule's binary record stream (SPEC §7): framing, record definitions, encoder and decoder.
+
+A record is an 8-byte big-endian header ``(version=2, len(type)+1, len(payload))``, the
+NUL-terminated type name, then the little-endian payload. The payloads are the numpy structured
+rows of :mod:`icesat2sr.science.records` (their dtypes ARE the wire layouts), so encoding a batch is a
+``tobytes()``; :data:`DEFINITIONS` describes the same layouts to the clients
+(``/source/definition``). The module imports only numpy: the API Lambda reuses it.
+
+| record | payload |
+|---|---|
+| ``atl06rec`` / ``atl06rec-compact`` | 1..256 elevations (:data:`records.ELEVATION` / ``COMPACT``) |
+| ``atl03rec`` | one photon extent (:data:`records.EXTENT`) followed by its photons (``PHOTON``) |
+| ``atl03rec.index`` | one granule's index entry (:data:`INDEX`) |
+| ``exceptrec`` | code, level, text (a granule that failed, a warning) |
+| ``eventrec`` | time, level, source, message (progress) |
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time as _time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..science.records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult
+
+RECORD_VERSION = 2
+BATCH_SIZE = 256            # elevations per atl06rec, as SlideRule's dispatcher batches them
+_HEADER = struct.Struct(">hhi")
+
+# exception codes (both clients) and event levels
+INFO, ERROR, TIMEOUT, RESOURCE_DOES_NOT_EXIST, EMPTY_SUBSET = 0, -1, -2, -3, -4
+DEBUG_LEVEL, INFO_LEVEL, WARNING_LEVEL, ERROR_LEVEL, CRITICAL_LEVEL = 0, 1, 2, 3, 4
+_SENDABLE_CODES = {0, -1, -2, -3, -4}  # never -5: the 4.x client answers it with RetryRequest
+
+EXCEPT = np.dtype({"names": ["code", "level", "text"], "formats": ["<i4", "<u4", "S256"],
+                   "offsets": [0, 4, 8], "itemsize": 264})
+EVENT_HEAD = np.dtype({"names": ["time", "level", "ipv4", "source"], "formats": ["<i8", "<u4", "S16", "S32"],
+                       "offsets": [0, 8, 12, 28], "itemsize": 60})
+EVENT_MESSAGE_SIZE = 1024
+EVENT_DATASIZE = 1088       # SlideRule's event struct: 60 + 1024, padded to 8 bytes
+INDEX = np.dtype({"names": ["name", "t0", "t1", "lat0", "lon0", "lat1", "lon1", "cycle", "rgt"],
+                  "formats": ["S150", "<f8", "<f8", "<f8", "<f8", "<f8", "<f8", "<u4", "<u4"],
+                  "offsets": [0, 152, 160, 168, 176, 184, 192, 200, 204], "itemsize": 208})
+"""``atl03rec.index`` (SlideRule v1 indexer): t0/t1 in GPS seconds, first/last reference positions."""
+
+_TYPE_NAMES = {"i1": "INT8", "i2": "INT16", "i4": "INT32", "i8": "INT64", "u1": "UINT8", "u2": "UINT16",
+               "u4": "UINT32", "u8": "UINT64", "f4": "FLOAT", "f8": "DOUBLE"}
+
+
+def _definition(dtype: np.dtype, flags: dict[str, str], *, time: tuple[str, ...] = (),
+                hidden: tuple[str, ...] = (), size: int | None = None) -> dict:
+    """SlideRule's JSON record definition of a structured dtype (offsets in bits)."""
+    out: dict = {"__datasize": dtype.itemsize if size is None else size}
+    for name in dtype.names:
+        if name in hidden:
+            continue
+        sub, offset = dtype.fields[name][:2]
+        if sub.kind == "S":
+            kind, elements = "STRING", sub.itemsize
+        else:
+            kind, elements = ("TIME8" if name in time else _TYPE_NAMES[sub.str[1:]]), 1
+        out[name] = {"type": kind, "offset": offset * 8, "elements": elements,
+                     "flags": "LE" + flags.get(name, "")}
+    return out
+
+
+def _batch(sub_type: str, size: int = 0) -> dict:
+    return {"type": sub_type, "offset": size * 8, "elements": 0, "flags": "LE|BATCH"}
+
+
+_AUX = "|AUX"
+_ELEVATION_FLAGS = {"extent_id": "|I", "time": "|T", "latitude": "|Y", "longitude": "|X",
+                    **{n: _AUX for n in ("n_fit_photons", "pflags", "rgt", "cycle", "region", "spot", "gt",
+                                         "dh_fit_dx", "w_surface_window_final", "rms_misfit", "h_sigma")}}
+_EXTENT_FLAGS = {"extent_id": "|I", **{n: _AUX for n in ("region", "track", "pair", "sc_orient", "rgt", "cycle",
+                                                         "background_rate", "solar_elevation")}}
+_PHOTON_FLAGS = {"time": "|T", "latitude": "|Y", "longitude": "|X",
+                 **{n: _AUX for n in ("relief", "landcover", "snowcover", "atl08_class", "atl03_cnf",
+                                      "quality_ph", "yapc_score")}}
+
+DEFINITIONS: dict[str, dict] = {
+    "atl06rec": {"__datasize": 0, "elevation": _batch("atl06rec.elevation")},
+    "atl06rec.elevation": _definition(ELEVATION, _ELEVATION_FLAGS, time=("time",)),
+    "atl06rec-compact": {"__datasize": 0, "elevation": _batch("atl06rec-compact.elevation")},
+    "atl06rec-compact.elevation": _definition(COMPACT, _ELEVATION_FLAGS, time=("time",)),
+    # spacecraft_velocity and extent_length are in SlideRule's struct but not in its definition
+    "atl03rec": {**_definition(EXTENT, _EXTENT_FLAGS, hidden=("spacecraft_velocity", "extent_length")),
+                 "photons": _batch("atl03rec.photons", EXTENT.itemsize)},
+    "atl03rec.photons": _definition(PHOTON, _PHOTON_FLAGS, time=("time",)),
+    "atl03rec.index": _definition(INDEX, {}),
+    "exceptrec": _definition(EXCEPT, {}),
+    "eventrec": {**_definition(EVENT_HEAD, {}, size=EVENT_DATASIZE),
+                 "message": {"type": "STRING", "offset": EVENT_HEAD.itemsize * 8, "elements": 0, "flags": "LE"}},
+}
+"""Every record type we emit (and its sub-records), as ``/source/definition`` serves them."""
+
+
+def definition(rectype: str) -> dict | None:
+    """The JSON definition of a record type, or None when we do not define it."""
+    return DEFINITIONS.get(rectype)
+
+
+# ---------------------------------------------------------------------- encoding
+def frame(rectype: str, payload: bytes) -> bytes:
+    """One record: header, NUL-terminated type name, payload."""
+    name = rectype.encode("ascii") + b"\0"
+    return _HEADER.pack(RECORD_VERSION, len(name), len(payload)) + name + payload
+
+
+def _ascii(text: str, size: int) -> bytes:
+    """The clients decode STRING fields as ASCII: replace anything else, keep room for the NUL."""
+    return text.encode("ascii", "replace")[: size - 1]
+
+
+def exception_record(code: int, level: int, text: str) -> bytes:
+    """An ``exceptrec`` (the clients log it; codes 0..-4 only, never -5)."""
+    if code not in _SENDABLE_CODES:
+        code = ERROR
+    rec = np.zeros(1, dtype=EXCEPT)
+    rec["code"], rec["level"], rec["text"] = code, level, _ascii(text, 256)
+    return frame("exceptrec", rec.tobytes())
+
+
+def event_record(level: int, message: str, source: str = "icesat2sr", when_ns: int | None = None) -> bytes:
+    """An ``eventrec`` (log message; the clients print ``time:source: message``)."""
+    head = np.zeros(1, dtype=EVENT_HEAD)
+    head["time"] = _time.time_ns() if when_ns is None else when_ns
+    head["level"], head["ipv4"], head["source"] = level, b"127.0.0.1", _ascii(source, 32)
+    text = _ascii(message, EVENT_MESSAGE_SIZE) + b"\0"
+    return frame("eventrec", head.tobytes() + text)
+
+
+def as_layout(rows: np.ndarray, layout: np.dtype) -> np.ndarray:
+    """``rows`` in exactly the wire layout ``layout`` (offsets and padding included), contiguous.
+
+    ``np.concatenate`` of structured arrays returns a packed copy of the dtype (same fields, no
+    padding); this puts such rows back into the layout the definitions describe.
+    """
+    if rows.dtype == layout:
+        return np.ascontiguousarray(rows)
+    if set(rows.dtype.names or ()) != set(layout.names):
+        raise TypeError(f"rows with fields {rows.dtype.names} do not fit the layout {layout.names}")
+    out = np.zeros(len(rows), dtype=layout)
+    for name in layout.names:
+        out[name] = rows[name]
+    return out
+
+
+def elevation_records(rows: np.ndarray, batch: int = BATCH_SIZE) -> Iterator[bytes]:
+    """``atl06rec`` (or ``atl06rec-compact``) records of at most ``batch`` elevations; none when empty."""
+    compact = set(rows.dtype.names or ()) == set(COMPACT.names)
+    rows = as_layout(rows, COMPACT if compact else ELEVATION)
+    rectype = "atl06rec-compact" if compact else "atl06rec"
+    for start in range(0, len(rows), batch):
+        yield frame(rectype, rows[start:start + batch].tobytes())
+
+
+def photon_records(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray) -> Iterator[bytes]:
+    """One ``atl03rec`` per extent, carrying that extent's photons."""
+    extents, photons = as_layout(extents, EXTENT), as_layout(photons, PHOTON)
+    for i in range(len(extents)):
+        yield frame("atl03rec", extents[i:i + 1].tobytes() + photons[offsets[i]:offsets[i + 1]].tobytes())
+
+
+def index_records(rows: np.ndarray) -> Iterator[bytes]:
+    """One ``atl03rec.index`` per granule (rows with the :data:`INDEX` fields)."""
+    out = as_layout(rows, INDEX)
+    for i in range(len(out)):
+        yield frame("atl03rec.index", out[i:i + 1].tobytes())
+
+
+GRANULE_SOURCE = "icesat2sr.granules.reader"
+_GRANULE_DONE = re.compile(r"^(?P<granule>\S+): (?P<what>.*) \((?P<done>\d+)/(?P<total>\d+) granules\)$")
+
+
+def result_records(result: GranuleResult, done: int | None = None, total: int | None = None) -> Iterator[bytes]:
+    """Everything one granule's result puts on the wire, then an ``eventrec`` marking its end.
+
+    A failed granule gives an ``exceptrec`` with its code; an empty one a warning (code -4). The
+    closing event (source :data:`GRANULE_SOURCE`) lets a reader attribute the preceding records
+    to their granule; the official clients just log it.
+    """
+    if result.error is not None:
+        code, message = result.error
+        yield exception_record(code, ERROR_LEVEL, message)
+        what = "failed"
+    elif result.rows == 0:
+        yield exception_record(EMPTY_SUBSET, WARNING_LEVEL, f"{result.granule}: no data in the requested subset")
+        what = "0 " + ("elevations" if result.kind == "atl06" else "photons")
+    else:
+        if result.kind == "atl06":
+            yield from elevation_records(result.elevations)
+            what = f"{len(result.elevations)} elevations"
+        else:
+            yield from photon_records(result.extents, result.photons, result.offsets)
+            what = f"{len(result.photons)} photons in {len(result.extents)} extents"
+    if done is not None and total is not None:
+        yield event_record(INFO_LEVEL, f"{result.granule}: {what} ({done}/{total} granules)", GRANULE_SOURCE)
+
+
+# ---------------------------------------------------------------------- decoding
+class StreamError(ValueError):
+    """The byte stream is not a valid record stream."""
+
+
+def iter_records(chunks: Iterable[bytes]) -> Iterator[tuple[str, bytes]]:
+    """Split a record stream (in chunks of any size) into ``(rectype, payload)`` pairs.
+
+    Raises
+    ------
+    StreamError
+        Wrong record version, or a stream that ends inside a record.
+    """
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer += chunk
+        start = 0
+        while len(buffer) - start >= _HEADER.size:
+            version, type_size, data_size = _HEADER.unpack_from(buffer, start)
+            if version != RECORD_VERSION:
+                raise StreamError(f"invalid record version {version} (expected {RECORD_VERSION})")
+            end = start + _HEADER.size + type_size + data_size
+            if len(buffer) < end:
+                break
+            if type_size > 0:
+                head = start + _HEADER.size
+                rectype = bytes(buffer[head:head + type_size]).split(b"\0", 1)[0].decode("ascii")
+                yield rectype, bytes(buffer[head + type_size:end])
+            start = end
+        del buffer[:start]
+    if buffer:
+        raise StreamError(f"stream ended inside a record ({len(buffer)} bytes left)")
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+@dataclass
+class Message:
+    """A decoded ``exceptrec`` (``code`` set) or ``eventrec`` (``code`` None)."""
+
+    level: int
+    text: str
+    code: int | None = None
+    source: str = ""
+
+    @property
+    def granule_done(self) -> tuple[str, int, int] | None:
+        """``(granule, done, total)`` if this is the end-of-granule event of :func:`result_records`."""
+        if self.code is not None or self.source != GRANULE_SOURCE:
+            return None
+        m = _GRANULE_DONE.match(self.text)
+        return (m["granule"], int(m["done"]), int(m["total"])) if m else None
+
+
+def decode_message(rectype: str, payload: bytes) -> Message:
+    """Decode an ``exceptrec`` or ``eventrec`` payload."""
+    if rectype == "exceptrec":
+        rec = np.frombuffer(payload[:EXCEPT.itemsize], dtype=EXCEPT)[0]
+        return Message(int(rec["level"]), _text(rec["text"]), code=int(rec["code"]))
+    head = np.frombuffer(payload[:EVENT_HEAD.itemsize], dtype=EVENT_HEAD)[0]
+    return Message(int(head["level"]), _text(payload[EVENT_HEAD.itemsize:]), source=_text(head["source"]))
+
+
+@dataclass
+class Tables:
+    """Rows decoded from a stream, ready for :mod:`icesat2sr.formats.frames` (one granule or many)."""
+
+    elevations: list[np.ndarray] = field(default_factory=list)
+    extents: list[np.ndarray] = field(default_factory=list)
+    photons: list[np.ndarray] = field(default_factory=list)
+    index: list[np.ndarray] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+    def add(self, rectype: str, payload: bytes) -> Message | None:
+        """Decode one record into the tables; returns it if it is a message."""
+        if rectype == "atl06rec":
+            self.elevations.append(np.frombuffer(payload, dtype=ELEVATION))
+        elif rectype == "atl06rec-compact":
+            self.elevations.append(np.frombuffer(payload, dtype=COMPACT))
+        elif rectype == "atl03rec":
+            self.extents.append(np.frombuffer(payload[:EXTENT.itemsize], dtype=EXTENT))
+            self.photons.append(np.frombuffer(payload[EXTENT.itemsize:], dtype=PHOTON))
+        elif rectype == "atl03rec.index":
+            self.index.append(np.frombuffer(payload, dtype=INDEX))
+        elif rectype in ("exceptrec", "eventrec"):
+            message = decode_message(rectype, payload)
+            self.messages.append(message)
+            return message
+        else:
+            raise StreamError(f"unknown record type {rectype!r}")
+        return None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.elevations or self.extents or self.index)
+
+    def result(self, granule: str, kind: str, compact: bool = False) -> GranuleResult:
+        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06`` or ``atl03s``)."""
+        out = GranuleResult(granule, kind)
+        if kind == "atl06":
+            dtype = COMPACT if compact else ELEVATION
+            parts = [p for p in self.elevations if p.dtype == dtype]
+            out.elevations = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+            return out
+        out.extents = np.concatenate(self.extents) if self.extents else np.zeros(0, dtype=EXTENT)
+        out.photons = np.concatenate(self.photons) if self.photons else np.zeros(0, dtype=PHOTON)
+        counts = [len(p) for p in self.photons]
+        out.offsets = np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
+        return out
+
+    def index_rows(self) -> np.ndarray:
+        """Decoded index entries as one :data:`INDEX` array."""
+        return np.concatenate(self.index) if self.index else np.zeros(0, dtype=INDEX)
+
+
+def decode(data: bytes | Iterable[bytes]) -> Tables:
+    """Decode a whole record stream.
+
+    Examples
+    --------
+    >>> from icesat2sr.science.records import ELEVATION
+    >>> rows = np.zeros(300, dtype=ELEVATION)
+    >>> t = decode(b"".join(elevation_records(rows)))
+    >>> [len(p) for p in t.elevations]
+    [256, 44]
+    """
+    tables = Tables()
+    for rectype, payload in iter_records([data] if isinstance(data, bytes | bytearray) else data):
+        tables.add(rectype, payload)
+    return tables

@@ -1,0 +1,380 @@
+"""Request parameters: the seed's names, defaults and value forms (SPEC §4), validated once.
+
+One immutable :class:`Parms` object is shared by the CLI, the Python API, the local server and
+the Lambdas. ``Parms.from_dict(p.to_dict()) == p`` for every valid ``p`` (JSON round trip).
+Unknown keys, wrong types and out-of-range values raise :class:`ParameterError` naming the key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import ParameterError
+from .names import BEAMS
+from .polygon import MAX_POLY_POINTS, validate_polygon
+from .timeutil import parse_utc
+
+MIN_STEP_M = 0.1  # a finer step would only multiply identical extents (and memory)
+
+CNF_NAMES = {"tep": -2, "not_considered": -1, "background": 0, "within_10m": 1,
+             "low": 2, "medium": 3, "high": 4}
+QUALITY_NAMES = {"nominal": 0, "afterpulse": 1, "impulse_response": 2, "tep": 3}
+ATL08_NAMES = {"noise": 0, "ground": 1, "canopy": 2, "top_of_canopy": 3, "unclassified": 4}
+SRT_NAMES = {"dynamic": -1, "land": 0, "ocean": 1, "sea_ice": 2, "land_ice": 3, "inland_water": 4}
+PROJECTIONS = ("auto", "plate_carree", "north_polar", "south_polar")
+ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
+
+# SlideRule keys we know but do not implement: refused with a clear message, never ignored.
+_UNSUPPORTED = {
+    "atl03_geo_fields", "atl03_ph_fields", "atl03_corr_fields", "atl08_fields", "atl06_fields",
+    "output", "samples", "raster", "region_mask", "phoreal", "fit", "cmr", "points_in_polygon",
+}
+# Accepted for compatibility and ignored (request plumbing, not science).
+_IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
+
+
+@dataclass(frozen=True)
+class Yapc:
+    """YAPC settings (SPEC §4.4). ``knn`` and ``min_ph`` only matter to versions 1 and 2."""
+
+    score: int = 0
+    knn: int = 0
+    min_knn: int = 5
+    win_h: float = 6.0
+    win_x: float = 15.0
+    version: int = 3
+    min_ph: int = 4
+
+
+@dataclass(frozen=True)
+class Parms:
+    """Validated request parameters (seed §2). Build with :meth:`from_dict`.
+
+    Attribute names are the seed's keys, so ``parms.len`` is the extent length in metres
+    (or ATL03 segments when ``dist_in_seg``).
+    """
+
+    asset: str = "atlas-local"
+    # granule selection
+    poly: tuple[tuple[float, float], ...] | None = None  # (lon, lat) vertices, closed
+    proj: str = "auto"
+    track: int = 0
+    beams: tuple[str, ...] = BEAMS
+    rgt: int | None = None
+    cycle: int | None = None
+    region: int | None = None
+    version: int | None = None
+    t0: str | None = None
+    t1: str | None = None
+    # photon selection
+    srt: int = 3
+    cnf: tuple[int, ...] = (0, 1, 2, 3, 4)
+    quality_ph: tuple[int, ...] = (0,)
+    atl08_class: tuple[int, ...] | None = None
+    yapc: Yapc | None = None
+    # extents
+    len: float = 40.0
+    res: float = 20.0
+    dist_in_seg: bool = False
+    pass_invalid: bool = False
+    ats: float = 20.0
+    cnt: int = 10
+    # ATL06-SR fit
+    maxi: int = 5
+    H_min_win: float = 3.0
+    sigma_r_max: float = 5.0
+    compact: bool = False
+    timeout: float | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Parms:
+        """Validate a parameter dictionary (seed form) into a :class:`Parms`.
+
+        Parameters
+        ----------
+        data : dict or None
+            Keys and values as in the seed, e.g. ``{"cnf": "atl03_high", "len": 40.0}``.
+            ``None`` gives the defaults.
+
+        Raises
+        ------
+        ParameterError
+            Naming the first offending key.
+        """
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ParameterError("parms", f"expected a JSON object, got {_kind(data)}")
+        kw: dict[str, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                raise ParameterError(str(key), "parameter names must be strings")
+            if key in _IGNORED:
+                continue
+            if key in _UNSUPPORTED:
+                raise ParameterError(key, "is a SlideRule option that icesat2sr does not support")
+            parse = _PARSERS.get(key)
+            if parse is None:
+                raise ParameterError(key, f"unknown parameter (known: {', '.join(sorted(_PARSERS))})")
+            if value is None and key in _NULLABLE:
+                continue
+            kw[key] = parse(key, value)
+        parms = cls(**kw)
+        parms._check_consistency()
+        return parms
+
+    @classmethod
+    def from_json(cls, text: str) -> Parms:
+        """Parse JSON text, then :meth:`from_dict`. Unparsable JSON raises ParameterError."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ParameterError("parms", f"not valid JSON ({exc})") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> Parms:
+        """A copy with some fields validated and changed (keys as in the seed)."""
+        merged = self.to_dict()
+        merged.update(changes)
+        return Parms.from_dict(merged)
+
+    def _check_consistency(self) -> None:
+        if self.dist_in_seg and int(self.res) < 1:
+            raise ParameterError("res", "with dist_in_seg, res counts whole segments and must be >= 1, "
+                                        f"got {self.res:g}")
+        if not self.dist_in_seg and self.res < MIN_STEP_M:
+            raise ParameterError("res", f"must be >= {MIN_STEP_M:g} m, got {self.res:g}")
+        if self.t0 and self.t1 and parse_utc(self.t0) > parse_utc(self.t1):
+            raise ParameterError("t0", f"start time {self.t0} is after t1 {self.t1}")
+        if self.track and not any(int(b[2]) == self.track for b in self.beams):
+            raise ParameterError("track", f"track {self.track} selects none of beams {list(self.beams)}")
+
+    # ------------------------------------------------------------------ views
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary in the seed's forms; ``from_dict`` of it gives back ``self``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name.startswith("_"):
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name == "poly":
+                value = [{"lon": lon, "lat": lat} for lon, lat in value]
+            elif f.name == "yapc":
+                value = asdict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @property
+    def selected_beams(self) -> tuple[str, ...]:
+        """Beams to process: ``beams`` restricted to ``track`` (0 = all tracks)."""
+        return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
+
+    @property
+    def extent_length_m(self) -> float:
+        """Extent length in metres (``len`` segments x 20 m when ``dist_in_seg``)."""
+        return self.len * 20.0 if self.dist_in_seg else self.len
+
+
+# ---------------------------------------------------------------------- value parsers
+def _kind(value: Any) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _number(key: str, value: Any, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParameterError(key, f"expected a number, got {_kind(value)} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ParameterError(key, f"expected a finite number, got {value}")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        raise ParameterError(key, f"must be {'>' if lo_open else '>='} {lo:g}, got {value:g}")
+    if hi is not None and value > hi:
+        raise ParameterError(key, f"must be <= {hi:g}, got {value:g}")
+    return value
+
+
+def _integer(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(key, f"expected an integer, got {_kind(value)} {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ParameterError(key, f"must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(key, f"expected true or false, got {_kind(value)} {value!r}")
+    return value
+
+
+def _enum_value(key: str, value: Any, names: dict[str, int], prefix: str, lo: int, hi: int) -> int:
+    if isinstance(value, str):
+        name = value.lower()
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+        if name not in names:
+            allowed = ", ".join(prefix + n for n in names)
+            raise ParameterError(key, f"unknown value '{value}' (allowed: {allowed} or {lo}..{hi})")
+        return names[name]
+    return _integer(key, value, lo, hi)
+
+
+def _enum_list(key: str, value: Any, names: dict[str, int], prefix: str, lo: int, hi: int,
+               single_means_at_least: bool) -> tuple[int, ...]:
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ParameterError(key, "the list is empty")
+        return tuple(sorted({_enum_value(key, v, names, prefix, lo, hi) for v in value}))
+    v = _enum_value(key, value, names, prefix, lo, hi)
+    return tuple(range(v, hi + 1)) if single_means_at_least else (v,)
+
+
+def _parse_cnf(key: str, value: Any) -> tuple[int, ...]:
+    return _enum_list(key, value, CNF_NAMES, "atl03_", -2, 4, single_means_at_least=True)
+
+
+def _parse_quality(key: str, value: Any) -> tuple[int, ...]:
+    # SPEC §11.1: a single value means exactly that value (seed, SlideRule HEAD).
+    return _enum_list(key, value, QUALITY_NAMES, "atl03_quality_", 0, 25, single_means_at_least=False)
+
+
+def _parse_atl08(key: str, value: Any) -> tuple[int, ...]:
+    return _enum_list(key, value, ATL08_NAMES, "atl08_", 0, 4, single_means_at_least=False)
+
+
+def _parse_srt(key: str, value: Any) -> int:
+    return _enum_value(key, value, SRT_NAMES, "surface_type_", -1, 4)
+
+
+def _parse_yapc(key: str, value: Any) -> Yapc:
+    if not isinstance(value, dict):
+        raise ParameterError(key, f"expected an object like {{\"score\": 0}}, got {_kind(value)}")
+    kw: dict[str, Any] = {}
+    for k, v in value.items():
+        sub = f"{key}.{k}"
+        if k == "score":
+            kw[k] = _integer(sub, v, 0, 255)
+        elif k in ("knn", "min_ph"):
+            kw[k] = _integer(sub, v, 0, 10000)
+        elif k == "min_knn":
+            kw[k] = _integer(sub, v, 1, 10000)
+        elif k in ("win_h", "win_x"):
+            kw[k] = _number(sub, v, 0.0, 10000.0, lo_open=True)
+        elif k == "version":
+            kw[k] = _integer(sub, v, 0, 3)
+        else:
+            raise ParameterError(sub, "unknown YAPC setting (known: score, knn, min_knn, min_ph, "
+                                      "win_h, win_x, version)")
+    return Yapc(**kw)
+
+
+def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
+    if not isinstance(value, list | tuple):
+        raise ParameterError(key, f"expected a list of {{\"lon\", \"lat\"}} points, got {_kind(value)}")
+    if len(value) > MAX_POLY_POINTS:
+        raise ParameterError(key, f"has {len(value)} points; at most {MAX_POLY_POINTS} are supported "
+                                  "(simplify it, e.g. toregion(..., tolerance=...))")
+    points = []
+    for i, p in enumerate(value):
+        if not isinstance(p, dict) or "lon" not in p or "lat" not in p:
+            raise ParameterError(key, f"point {i} must be an object with 'lon' and 'lat', got {p!r}")
+        lon = _number(f"{key}[{i}].lon", p["lon"], -180.0, 180.0)
+        lat = _number(f"{key}[{i}].lat", p["lat"], -90.0, 90.0)
+        points.append((lon, lat))
+    return validate_polygon(key, points)
+
+
+def _parse_beams(key: str, value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    out = set()
+    for v in items:
+        if isinstance(v, str) and v.lower() in BEAMS:
+            out.add(v.lower())
+        elif not isinstance(v, bool) and isinstance(v, int) and v in (10, 20, 30, 40, 50, 60):
+            out.add(BEAMS[v // 10 - 1])
+        else:
+            raise ParameterError(key, f"unknown beam {v!r} (allowed: {', '.join(BEAMS)} or 10..60)")
+    if not out:
+        raise ParameterError(key, "the list is empty")
+    return tuple(b for b in BEAMS if b in out)
+
+
+def _parse_time(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParameterError(key, f"expected a time like 2018-10-13T00:00:00Z, got {_kind(value)}")
+    try:
+        parse_utc(value)
+    except ValueError:
+        raise ParameterError(key, f"'{value}' is not in the format %Y-%m-%dT%H:%M:%SZ") from None
+    return value
+
+
+def _parse_asset(key: str, value: Any) -> str:
+    if value not in ASSETS:
+        raise ParameterError(key, f"unknown asset {value!r} (known: {', '.join(ASSETS)})")
+    return value
+
+
+def _parse_version(key: str, value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return _integer(key, value, 1, 999)
+
+
+def _choice(choices: tuple[str, ...]):
+    def parse(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ParameterError(key, f"unknown value {value!r} (allowed: {', '.join(choices)})")
+        return value
+    return parse
+
+
+_PARSERS = {
+    "asset": _parse_asset,
+    "poly": _parse_poly,
+    "proj": _choice(PROJECTIONS),
+    "track": lambda k, v: _integer(k, v, 0, 3),
+    "beams": _parse_beams,
+    "rgt": lambda k, v: _integer(k, v, 1, 1387),
+    "cycle": lambda k, v: _integer(k, v, 1, 99),
+    "region": lambda k, v: _integer(k, v, 1, 14),
+    "version": _parse_version,
+    "t0": _parse_time,
+    "t1": _parse_time,
+    "srt": _parse_srt,
+    "cnf": _parse_cnf,
+    "quality_ph": _parse_quality,
+    "atl08_class": _parse_atl08,
+    "yapc": _parse_yapc,
+    "len": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
+    "res": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
+    "dist_in_seg": _boolean,
+    "pass_invalid": _boolean,
+    "ats": lambda k, v: _number(k, v, 0.0, 100000.0),
+    "cnt": lambda k, v: _integer(k, v, 0, 10_000_000),
+    "maxi": lambda k, v: _integer(k, v, 1, 1000),
+    "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
+    "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "compact": _boolean,
+    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout"}
+
+
+def defaults() -> dict[str, Any]:
+    """The default parameters as a seed-form dictionary."""
+    return Parms().to_dict()
+
+
+__all__ = ["ParameterError", "Parms", "Yapc", "defaults"]

@@ -1,0 +1,498 @@
+"""SlideRule's ``/source/*`` endpoints, independent of any HTTP server (SPEC §8).
+
+:func:`handle` takes a method, a path, headers and a body and returns a :class:`Response`; the
+local server (:mod:`icesat2sr.service.server`) and the API Lambda both call it. Processing endpoints
+answer the seed's request shapes (``{"atl03-asset", "resource" | "resources", "parms",
+"timeout"}``) and the official clients' (``{"resources": [...] | null, "parms": {..., "asset"}}``)
+with the record stream of :mod:`icesat2sr.formats.wire`, produced lazily: nothing runs until the body is
+iterated, and closing the iterator stops the work (worker processes are terminated).
+
+| endpoint | method | answer |
+|---|---|---|
+| ``/source/version`` | GET | server version (echoes the client's, SPEC §8.1) |
+| ``/source/definition`` | GET | record definition ``{"rectype": ...}`` |
+| ``/source/time``, ``/source/datetime`` | GET | time conversion (GPS ms <-> UTC date) |
+| ``/source/health``, ``/health`` | GET | ``{"healthy": true}`` |
+| ``/source/atl06``, ``/source/atl06p`` | POST | ``atl06rec`` stream |
+| ``/source/atl03s``, ``/source/atl03sp`` | POST | ``atl03rec`` stream |
+| ``/source/indexer`` | POST | ``atl03rec.index`` stream |
+
+Errors in the request itself are HTTP 400 with ``{"error": ...}``; a granule that cannot be
+processed is an ``exceptrec`` inside a 200 stream, and the other granules still stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from .. import __version__
+from ..formats import wire
+from ..granules.assets import Asset, check_resource_name, resolve_asset
+from ..request.errors import Icesat2srError, ParameterError, ResourceError
+from ..request.params import Parms
+from ..request.timeutil import gps_to_utc, utc_to_gps
+from ..science.records import GranuleResult
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+OCTET = "application/octet-stream"
+DEFAULT_VERSION = "v4.20.0"     # reported to clients that do not say which version they are
+CHUNK_BYTES = 1 << 20           # coalesce records into writes of about this size
+RESULT_GRACE_S = 30.0           # a worker that exited cleanly must deliver its result by then
+
+
+@dataclass
+class Response:
+    """An HTTP answer: ``body`` is bytes, or an iterator of byte chunks for a stream.
+
+    An empty chunk in a stream is a heartbeat (nothing to send yet): a server may use it to
+    check that the client is still there.
+    """
+
+    status: int
+    content_type: str
+    body: bytes | Iterator[bytes]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def streaming(self) -> bool:
+        return not isinstance(self.body, bytes | bytearray)
+
+
+@dataclass
+class Config:
+    """What a deployment serves.
+
+    Parameters
+    ----------
+    asset : str
+        The asset behind the clients' ``icesat2`` (and the seed's default ``atlas-local``).
+    path : str, optional
+        Its data folder (``atlas-local``) or ``bucket/prefix`` (``atlas-s3``).
+    workers : int, optional
+        Processes per request (default: CPU count). ``1`` processes granules in the calling
+        thread without a process pool (what a Lambda needs: it has no ``/dev/shm``).
+    heartbeat_s : float
+        How often a stream yields an empty chunk while it waits for results.
+    max_resources : int
+        Largest number of granules one request may name or discover.
+    environment : str
+        Reported by ``/source/version``.
+    """
+
+    asset: str = "atlas-local"
+    path: str | None = None
+    workers: int | None = None
+    heartbeat_s: float = 0.5
+    max_resources: int = 10000
+    environment: str = "icesat2sr-local"
+    started: float = field(default_factory=time.time)
+
+    def resolve(self, name: str | None) -> Asset:
+        """The :class:`Asset` for a requested asset name (``icesat2`` = this deployment's)."""
+        if name in (None, "icesat2", self.asset):
+            return resolve_asset(self.asset, self.path)
+        return resolve_asset(name, None)
+
+
+class BadRequest(Icesat2srError):
+    """The request cannot be served as sent (HTTP 400)."""
+
+
+class NotFound(Icesat2srError):
+    """No such endpoint or record type (HTTP 404)."""
+
+
+# ---------------------------------------------------------------------- entry point
+def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, config: Config) -> Response:
+    """Answer one request.
+
+    Parameters
+    ----------
+    method : str
+        ``GET`` or ``POST`` (the clients send bodies with both).
+    path : str
+        URL path, e.g. ``/source/atl06p`` (a query string is ignored).
+    headers : mapping
+        Request headers (any case).
+    body : bytes
+        Request body: JSON, or empty.
+    config : Config
+
+    Returns
+    -------
+    Response
+    """
+    headers = {k.lower(): v for k, v in headers.items()}
+    route = path.split("?", 1)[0].rstrip("/")
+    endpoint = _ROUTES.get(route)
+    try:
+        if endpoint is None:
+            raise NotFound(f"no endpoint {route or '/'}")
+        if method.upper() not in ("GET", "POST"):
+            return _json({"error": f"method {method} not allowed"}, 405)
+        return endpoint(_body(body), headers, config)
+    except NotFound as exc:
+        return _json({"error": str(exc)}, 404)
+    except (ParameterError, ResourceError, BadRequest) as exc:
+        return _json({"error": str(exc)}, 400)
+    except Icesat2srError as exc:   # e.g. granule discovery could not reach its catalogue
+        return _json({"error": str(exc)}, 502)
+    except Exception as exc:
+        log.exception("%s %s failed", method, route)
+        return _json({"error": f"internal error: {exc!r}"}, 500)
+
+
+def _body(body: bytes) -> dict:
+    if not body or not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(status, JSON, json.dumps(data).encode())
+
+
+# ---------------------------------------------------------------------- small endpoints
+_CLIENT_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def _version(request: dict, headers: dict, config: Config) -> Response:
+    """Echo the client's version so both 4.x and 5.x clients pass their version check."""
+    m = _CLIENT_VERSION.search(headers.get("x-sliderule-client", ""))
+    version = f"v{m[1]}.{m[2]}.{m[3]}" if m else DEFAULT_VERSION
+    build = f"icesat2sr-{__version__}"
+    launch = dt.datetime.fromtimestamp(config.started, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _json({
+        "server": {"version": version, "build": build, "launch": launch,
+                   "duration": int((time.time() - config.started) * 1000),
+                   "environment": config.environment, "cluster": "icesat2sr"},
+        "icesat2": {"version": version, "build": build},
+        "icesat2sr": {"version": __version__, "build": build},
+    })
+
+
+def _definition(request: dict, headers: dict, config: Config) -> Response:
+    rectype = request.get("rectype")
+    if not isinstance(rectype, str):
+        raise BadRequest("definition needs {\"rectype\": <record type name>}")
+    definition = wire.definition(rectype)
+    if definition is None:
+        raise NotFound(f"no record type {rectype!r}")
+    return _json(definition)
+
+
+def _health(request: dict, headers: dict, config: Config) -> Response:
+    return _json({"healthy": True})
+
+
+def _time(request: dict, headers: dict, config: Config) -> Response:
+    """SlideRule's time conversion: ``input`` NOW/GPS/GMT/DATE -> ``output`` GPS/GMT/DATE."""
+    value, source, target = request.get("time"), request.get("input", "GPS"), request.get("output", "DATE")
+    if source == "NOW" or value == "NOW":
+        gps_s = utc_to_gps(dt.datetime.now(dt.UTC))
+    elif source == "GPS":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"time must be milliseconds since the GPS epoch, got {value!r}")
+        gps_s = value / 1000.0
+    elif source in ("GMT", "DATE"):
+        gps_s = utc_to_gps(_parse_date(value))
+    else:
+        raise BadRequest(f"unknown input time format {source!r} (NOW, GPS, GMT, DATE)")
+    if target == "GPS":
+        return _json({"time": round(gps_s * 1000), "format": "GPS"})
+    when = gps_to_utc(gps_s)
+    if target == "DATE":
+        return _json({"time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "format": "DATE"})
+    if target == "GMT":
+        day = when.timetuple().tm_yday
+        return _json({"time": f"{when.year}:{day}:{when.hour}:{when.minute}:{when.second}", "format": "GMT"})
+    raise BadRequest(f"unknown output time format {target!r} (GPS, GMT, DATE)")
+
+
+def _parse_date(value: object) -> dt.datetime:
+    if isinstance(value, str):
+        for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y:%j:%H:%M:%S"):
+            try:
+                return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC)
+            except ValueError:
+                pass
+    raise BadRequest(f"time {value!r} is not a date like 2019-02-27T19:33:36Z or 2019:58:19:33:36")
+
+
+# ---------------------------------------------------------------------- processing
+@dataclass
+class Job:
+    """A validated processing request."""
+
+    kind: str                 # "atl06" or "atl03s"
+    asset: Asset
+    parms: Parms
+    resources: list[str]
+    timeout: float | None
+
+
+def parse_job(kind: str, request: dict, config: Config) -> Job:
+    """Validate a processing request (seed or client shape) and find its granules.
+
+    Raises
+    ------
+    ParameterError, ResourceError, BadRequest
+        A bad parameter, a malformed granule name, or too many granules.
+    """
+    parms = request.get("parms", {})
+    if parms is None:
+        parms = {}
+    if not isinstance(parms, dict):
+        raise ParameterError("parms", "must be a JSON object")
+    parms = dict(parms)
+    asset_name = request.get("atl03-asset") or parms.get("asset") or "icesat2"
+    parms["asset"] = asset_name
+    resources = _resources(request, parms)
+    parms.pop("resources", None)
+    checked = Parms.from_dict(parms)
+    asset = config.resolve(asset_name)
+    if resources is None:
+        resources = discover(checked, asset)
+    if len(resources) > config.max_resources:
+        raise BadRequest(f"{len(resources)} granules requested; at most {config.max_resources} per request")
+    names = [check_resource_name(r) for r in dict.fromkeys(resources)]
+    timeout = request.get("timeout", checked.timeout)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        raise ParameterError("timeout", f"must be a positive number of seconds, got {timeout!r}")
+    return Job(kind, asset, checked, names, timeout)
+
+
+def _resources(request: dict, parms: dict) -> list[str] | None:
+    if "resource" in request:  # the seed's single-granule endpoints
+        value = request["resource"]
+        if not isinstance(value, str):
+            raise ParameterError("resource", f"expected a granule name, got {value!r}")
+        return [value]
+    value = request.get("resources", parms.get("resources"))
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ParameterError("resources", f"expected a list of granule names, got {value!r}")
+    return value
+
+
+def discover(parms: Parms, asset: Asset) -> list[str]:
+    """Granules matching the request (``resources: null``), through the discovery module."""
+    try:
+        from ..discovery.find import find_granules
+    except ImportError:
+        raise BadRequest("no granules named and granule discovery is not available: "
+                         "name the granules in \"resources\"") from None
+    return list(find_granules(parms, asset))
+
+
+def stream_job(job: Job, config: Config) -> Iterator[bytes]:
+    """The record stream of a job: per-granule records as granules complete, in ~1 MB chunks.
+
+    Empty chunks are heartbeats. Closing the iterator stops the work.
+    """
+    total = len(job.resources)
+    yield wire.event_record(wire.INFO_LEVEL, f"{job.kind}: processing {total} granule(s)")
+    if not total:
+        yield wire.exception_record(wire.EMPTY_SUBSET, wire.WARNING_LEVEL, "no granules match the request")
+        return
+    done = 0
+    results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
+                           heartbeat_s=config.heartbeat_s, timeout=job.timeout)
+    try:
+        for item in results:
+            if item is None:
+                yield b""
+            elif isinstance(item, str):  # timed out: the names not done
+                yield wire.exception_record(wire.TIMEOUT, wire.ERROR_LEVEL,
+                                            f"timed out after {job.timeout:g} s without a result; "
+                                            f"not processed: {item}")
+                return
+            else:
+                done += 1
+                yield from _coalesce(wire.result_records(item, done, total))
+    except Exception as exc:  # a bug: end the stream cleanly (a broken stream makes clients retry)
+        log.exception("%s stream failed", job.kind)
+        yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error: {exc!r}")
+    finally:
+        results.close()
+
+
+def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    buffer: list[bytes] = []
+    length = 0
+    for record in records:
+        buffer.append(record)
+        length += len(record)
+        if length >= size:
+            yield b"".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
+def _safe(task: tuple) -> GranuleResult:
+    """process_granule, with a bug turned into that granule's error (the others keep going)."""
+    from ..engine import process_granule
+
+    try:
+        return process_granule(*task)
+    except Exception as exc:
+        log.exception("processing %s failed", task[1])
+        return GranuleResult(task[1], task[3], error=(ResourceError.ERROR, f"{task[1]}: internal error: {exc!r}"))
+
+
+def _worker(task: tuple, results) -> None:
+    results.put((task[1], _safe(task)))
+
+
+_CONTEXT = None
+
+
+def _pool_context():
+    """forkserver: workers fork from a clean, single-threaded process with the science preloaded
+    (about 10 ms per worker instead of ~1 s for spawn), and never from our threaded server."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        _CONTEXT = multiprocessing.get_context(method)
+        if method == "forkserver":
+            _CONTEXT.set_forkserver_preload(["icesat2sr.engine", "icesat2sr.service.routes"])
+    return _CONTEXT
+
+
+def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
+                 heartbeat_s: float = 0.5, timeout: float | None = None,
+                 ) -> Iterator[GranuleResult | str | None]:
+    """Process granules, yielding each result as it completes.
+
+    Each granule runs in its own worker process (at most ``workers`` at a time), so a worker
+    that dies (e.g. killed for lack of memory) fails only its granule, and its memory is
+    returned after every granule. Yields ``None`` every ``heartbeat_s`` while waiting and, if
+    ``timeout`` seconds pass without a result, a comma-separated string of the unfinished
+    names (then stops). Closing the generator terminates the running workers at once.
+    ``workers=1`` runs in the calling thread instead (no processes; a timeout is then only
+    noticed between granules).
+    """
+    workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
+    if workers == 1:
+        last = time.monotonic()
+        for i, name in enumerate(names):
+            if timeout is not None and time.monotonic() - last > timeout:
+                yield ", ".join(names[i:])
+                return
+            yield _safe((asset, name, parms, kind))
+            last = time.monotonic()
+        return
+    ctx = _pool_context()
+    results = ctx.Queue()
+    todo, running, exited = list(reversed(names)), {}, {}
+    last = time.monotonic()
+    try:
+        while todo or running:
+            while todo and len(running) < workers:
+                name = todo.pop()
+                proc = ctx.Process(target=_worker, args=((asset, name, parms, kind), results), daemon=True,
+                                   name=f"icesat2sr {name}")
+                proc.start()
+                running[name] = proc
+            try:
+                name, result = results.get(timeout=heartbeat_s)
+            except queue.Empty:
+                now = time.monotonic()
+                for n, p in running.items():   # exit code 0: its result is on its way
+                    if p.exitcode == 0:
+                        exited.setdefault(n, now)
+                lost = [n for n, p in running.items() if p.exitcode not in (None, 0)
+                        or now - exited.get(n, now) > RESULT_GRACE_S]
+                for dead in lost:
+                    code = running.pop(dead).exitcode
+                    last = now
+                    yield GranuleResult(dead, kind, error=(ResourceError.ERROR, (
+                        f"{dead}: worker process died (exit code {code}; out of memory?)")))
+                if timeout is not None and time.monotonic() - last > timeout:
+                    yield ", ".join([*running, *reversed(todo)])
+                    return
+                yield None
+                continue
+            proc = running.pop(name, None)
+            if proc is None:   # already reported as lost
+                continue
+            proc.join()
+            last = time.monotonic()
+            yield result
+    finally:
+        for proc in running.values():
+            proc.terminate()
+        for proc in running.values():
+            proc.join(5)
+        results.close()
+
+
+def _process(kind: str) -> Callable[[dict, dict, Config], Response]:
+    def endpoint(request: dict, headers: dict, config: Config) -> Response:
+        job = parse_job(kind, request, config)
+        return Response(200, OCTET, stream_job(job, config))
+    endpoint.__name__ = f"_{kind}"
+    return endpoint
+
+
+# ---------------------------------------------------------------------- indexer
+def _indexer(request: dict, headers: dict, config: Config) -> Response:
+    resources = request.get("resources")
+    if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
+        raise ParameterError("resources", "indexer needs a list of granule names")
+    asset = config.resolve(request.get("atl03-asset") or (request.get("parms") or {}).get("asset"))
+    names = [check_resource_name(r) for r in dict.fromkeys(resources)]
+    return Response(200, OCTET, _index_stream(asset, names))
+
+
+def _index_stream(asset: Asset, names: list[str]) -> Iterator[bytes]:
+    import numpy as np
+
+    from ..discovery.catalog import indexer_record
+
+    for name in names:
+        try:
+            record = indexer_record(asset, name)
+        except ResourceError as exc:
+            yield wire.exception_record(exc.code, wire.ERROR_LEVEL, str(exc))
+            continue
+        row = np.zeros(1, dtype=wire.INDEX)
+        for key in wire.INDEX.names:
+            row[key] = record[key].encode("ascii", "replace") if key == "name" else record[key]
+        yield from wire.index_records(row)
+
+
+_ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
+    "/source/version": _version,
+    "/source/definition": _definition,
+    "/source/time": _time,
+    "/source/datetime": _time,
+    "/source/health": _health,
+    "/health": _health,
+    "/source/atl06": _process("atl06"),
+    "/source/atl03s": _process("atl03s"),
+    "/source/atl06p": _process("atl06"),
+    "/source/atl03sp": _process("atl03s"),
+    "/source/indexer": _indexer,
+}
