@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from icesat2sr.request.errors import ResourceError
 from icesat2sr.request.params import Parms
-from icesat2sr.science.select import atl08_classes, photon_confidence, photon_mask
-
-from .reference_select import reference_atl08
+from icesat2sr.science.select import photon_confidence, photon_mask
 
 GRANULE = "ATL03_20181019065445_03150111_005_01.h5"
 ALL_CNF = np.arange(-2, 5, dtype=np.int8)
@@ -115,131 +111,6 @@ def test_quality_is_validated_only_on_photons_passing_cnf():
     # photon 1 is rejected by cnf before SlideRule ever looks at its quality
     mask = _mask({"cnf": 4}, [4, 0], [0, 77])
     assert mask.tolist() == [True, False]
-
-
-# ---------------------------------------------------------------------- ATL08 join
-def test_atl08_join_by_segment_and_index():
-    segment_id = np.array([100, 101, 102, 103], np.int32)
-    counts = np.array([3, 0, 2, 2], np.int32)
-    seg08 = np.array([99, 100, 100, 102, 103, 103, 104], np.int32)
-    idx08 = np.array([1, 1, 3, 2, 1, 5, 1], np.int32)
-    flag08 = np.array([2, 1, 2, 3, 0, 1, 1], np.int8)
-    out = atl08_classes(segment_id, counts, 8, seg08, idx08, flag08, GRANULE)
-    assert out.dtype == np.uint8
-    # photons: (100,1) (100,2) (100,3) (102,1) (102,2) (103,1) (103,2), then one uncovered
-    assert out.tolist() == [1, 4, 2, 4, 3, 0, 4, 4]
-
-
-def test_atl08_duplicate_rows_first_wins_and_repeated_segment_consumes_the_next():
-    segment_id = np.array([7, 7], np.int32)
-    counts = np.array([2, 2], np.int32)
-    seg08 = np.array([7, 7, 7], np.int32)
-    idx08 = np.array([1, 1, 2], np.int32)
-    flag08 = np.array([1, 2, 3], np.int8)
-    out = atl08_classes(segment_id, counts, 4, seg08, idx08, flag08)
-    ref = reference_atl08(segment_id, counts, 4, seg08, idx08, flag08)
-    assert out.tolist() == ref == [1, 3, 4, 4]
-
-
-def test_atl08_repeated_segment_takes_a_duplicate_left_behind_the_pointer():
-    # segment 7 appears twice; its first pass consumes the first (7, 1) row only
-    segment_id = np.array([7, 6, 7], np.int32)
-    counts = np.array([1, 1, 2], np.int32)
-    seg08 = np.array([6, 7, 7, 7], np.int32)
-    idx08 = np.array([1, 1, 1, 2], np.int32)
-    flag08 = np.array([0, 1, 2, 3], np.int8)
-    out = atl08_classes(segment_id, counts, 4, seg08, idx08, flag08)
-    assert out.tolist() == reference_atl08(segment_id, counts, 4, seg08, idx08, flag08) == [1, 4, 2, 3]
-
-
-def test_atl08_unsorted_rows_are_joined_by_key():
-    segment_id = np.array([5, 6], np.int32)
-    counts = np.array([2, 2], np.int32)
-    seg08 = np.array([6, 5, 5, 6], np.int32)
-    idx08 = np.array([2, 2, 1, 2], np.int32)
-    flag08 = np.array([3, 2, 1, 0], np.int8)
-    out = atl08_classes(segment_id, counts, 4, seg08, idx08, flag08)
-    assert out.tolist() == [1, 2, 4, 3]     # (6,2): first row in file order wins
-    # SlideRule's merge would miss the rows that come after a larger key
-    assert reference_atl08(segment_id, counts, 4, seg08, idx08, flag08) == [4, 4, 4, 3]
-
-
-def test_atl08_invalid_flag_given_to_a_photon_is_an_error():
-    args = (np.array([1], np.int32), np.array([2], np.int32), 2)
-    with pytest.raises(ResourceError, match="invalid atl08 classification: 5"):
-        atl08_classes(*args, np.array([1], np.int32), np.array([2], np.int32), np.array([5], np.int8))
-    # a bad flag on a row that matches no photon is never used
-    out = atl08_classes(*args, np.array([1, 9], np.int32), np.array([1, 1], np.int32),
-                        np.array([0, -1], np.int8))
-    assert out.tolist() == [0, 4]
-
-
-def test_atl08_empty_inputs():
-    empty_i4 = np.zeros(0, np.int32)
-    assert atl08_classes(empty_i4, empty_i4, 0, empty_i4, empty_i4, np.zeros(0, np.int8)).shape == (0,)
-    out = atl08_classes(np.array([3], np.int32), np.array([2], np.int32), 2, empty_i4, empty_i4,
-                        np.zeros(0, np.int8))
-    assert out.tolist() == [4, 4]
-
-
-def test_atl08_negative_count_is_an_error():
-    with pytest.raises(ResourceError, match="negative segment_ph_cnt"):
-        atl08_classes(np.array([1], np.int32), np.array([-1], np.int32), 0,
-                      np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int8))
-
-
-@st.composite
-def atl08_inputs(draw, sort_rows=True):
-    m = draw(st.integers(0, 8))
-    narrow = draw(st.booleans())  # few distinct keys: many duplicates and repeated segments
-    if not narrow and draw(st.booleans()):  # real granules: increasing ids with gaps
-        steps = draw(st.lists(st.integers(1, 3), min_size=m, max_size=m))
-        segment_id = 100 + np.cumsum(np.array(steps, dtype=np.int64))
-    else:                    # odd inputs: repeated or decreasing ids
-        ids = st.integers(100, 101) if narrow else st.integers(98, 108)
-        segment_id = np.array(draw(st.lists(ids, min_size=m, max_size=m)), dtype=np.int64)
-    counts = draw(st.lists(st.integers(0, 3 if narrow else 6), min_size=m, max_size=m))
-    n_photons = max(0, sum(counts) + draw(st.integers(-3, 2)))
-    seg_ids = st.integers(99, 102) if narrow else st.integers(96, 112)
-    indices = st.integers(1, 3) if narrow else st.integers(0, 8)
-    rows = draw(st.lists(st.tuples(seg_ids, indices, st.integers(0, 3)), max_size=40))
-    if sort_rows:
-        rows.sort(key=lambda r: (r[0], r[1]))   # stable: duplicates keep their order
-    seg08 = np.array([r[0] for r in rows], dtype=np.int32)
-    idx08 = np.array([r[1] for r in rows], dtype=np.int32)
-    flag08 = np.array([r[2] for r in rows], dtype=np.int8)
-    return (segment_id.astype(np.int32), np.array(counts, dtype=np.int32), n_photons,
-            seg08, idx08, flag08)
-
-
-@settings(max_examples=400, deadline=None)
-@given(atl08_inputs())
-def test_atl08_join_equals_the_two_pointer_merge(args):
-    out = atl08_classes(*args)
-    assert out.tolist() == reference_atl08(*args)
-    assert len(out) == args[2]
-
-
-@settings(max_examples=150, deadline=None)
-@given(atl08_inputs(sort_rows=False))
-def test_atl08_unsorted_equals_merge_of_stably_sorted_rows(args):
-    segment_id, counts, n, seg08, idx08, flag08 = args
-    order = np.lexsort((idx08, seg08))  # lexsort is stable
-    expected = reference_atl08(segment_id, counts, n, seg08[order], idx08[order], flag08[order])
-    assert atl08_classes(*args).tolist() == expected
-
-
-@settings(max_examples=100, deadline=None)
-@given(atl08_inputs())
-def test_atl08_unlisted_photons_are_unclassified(args):
-    segment_id, counts, n, seg08, idx08, _ = args
-    out = atl08_classes(*args)
-    listed = set(zip(seg08.tolist(), idx08.tolist(), strict=True))
-    keys = [(int(s), k) for s, c in zip(segment_id, counts, strict=True) for k in range(1, c + 1)][:n]
-    for i, key in enumerate(keys):
-        if key not in listed:
-            assert out[i] == 4
-    assert np.all(out[len(keys):] == 4)
 
 
 # ---------------------------------------------------------------------- the combined mask

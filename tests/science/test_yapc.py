@@ -16,7 +16,7 @@ from icesat2sr.science import yapc as yapc_mod
 from icesat2sr.science.yapc import yapc_scores, yapc_v2, yapc_v3
 
 from .beams import make_beam
-from .reference_select import reference_yapc_v2, reference_yapc_v3
+from .reference_yapc import reference_yapc_v2, reference_yapc_v3
 
 F32 = np.float32
 # heights where float32 and float64 arithmetic disagree, and window edges (win_h 0.2 / 6 / 6.2)

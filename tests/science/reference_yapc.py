@@ -1,8 +1,8 @@
-"""Straightforward transcriptions of SPEC §2 (ATL08 merge) and §4.4 (YAPC), for tests only.
+"""Straightforward transcriptions of SPEC §4.4 (YAPC), for tests only.
 
 One photon at a time, in Python floats, following the SPEC text (and SlideRule's C++ where the
 text is silent: float32 height differences, the normalisation ``(w / (hWZ * K)) * 255``, and
-the v1/2 replacement buffer). Deliberately shares no code with ``icesat2sr.science.select`` or
+the v1/2 replacement buffer). Deliberately shares no code with
 ``icesat2sr.science.yapc``.
 """
 
@@ -11,35 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-
-def reference_atl08(segment_id, segment_ph_cnt, n_photons, ph_segment_id, classed_pc_indx,
-                    classed_pc_flag):
-    """SPEC §2 two-pointer merge, literally. Returns a list of ints (class per photon)."""
-    sid_list = [int(v) for v in segment_id]
-    cnt_list = [int(v) for v in segment_ph_cnt]
-    seg08 = [int(v) for v in ph_segment_id]
-    idx08 = [int(v) for v in classed_pc_indx]
-    flag08 = [int(v) for v in classed_pc_flag]
-    k08 = len(seg08)
-    out = [4] * n_photons
-    photon = 0
-    j = 0
-    for sid, cnt in zip(sid_list, cnt_list, strict=True):
-        for k in range(1, cnt + 1):
-            if photon >= n_photons:
-                return out
-            while j < k08 and seg08[j] < sid:
-                j += 1
-            while j < k08 and seg08[j] == sid and idx08[j] < k:
-                j += 1
-            if j < k08 and seg08[j] == sid and idx08[j] == k:
-                out[photon] = flag08[j]
-                j += 1
-            else:
-                out[photon] = 4
-            photon += 1
-    return out
 
 
 def _f32_abs_diff(a, b):
