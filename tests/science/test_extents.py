@@ -121,7 +121,8 @@ def test_background_interpolation():
     beam = make_beam(1e6 + 20.0 * np.arange(4), [1, 1, 1, 1], [1, 1, 1, 1], seg_time=[0.5, 1.0, 2.5, 9.0],
                      bckgrd_time=[1.0, 2.0, 3.0], bckgrd_rate=[100.0, 200.0, 400.0])
     # before the first sample: the first rate; at a sample: that rate; between: linear; after: the last
-    assert background_rates(beam, np.arange(4)).tolist() == [100.0, 100.0, 300.0, 400.0]
+    rates, pointer = background_rates(beam, np.arange(4))
+    assert rates.tolist() == [100.0, 100.0, 300.0, 400.0] and pointer == 3
 
 
 def test_velocity_and_solar_elevation():

@@ -7,8 +7,6 @@ has none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from ..request.errors import ResourceError
@@ -19,28 +17,95 @@ ATL08_UNCLASSIFIED = 4       # classes 0 noise, 1 ground, 2 canopy, 3 top of can
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 
 
-def read_classes(asset: Asset, atl08_name: str, beams: Sequence[str], runs: dict, data: dict,
-                   resource: str) -> dict[str, np.ndarray]:
-    """ATL08 class (0-4) of every photon of each beam's run (SPEC §2)."""
-    fields = ("ph_segment_id", "classed_pc_indx", "classed_pc_flag")
-    try:
-        with asset.open(atl08_name) as h5:
-            present = h5.groups("/")
-            reads = [Read(f"/{b}/signal_photons/{f}") for b in beams if b in present for f in fields]
-            atl08 = h5.read(reads)
-    except ResourceError as exc:
-        raise ResourceError(resource, f"atl08_class needs the ATL08 granule {atl08_name}: {exc}",
-                            ResourceError.RESOURCE_DOES_NOT_EXIST) from None
-    out = {}
-    for b in beams:
-        (_, _), (p0, p1), counts = runs[b]
-        seg_id = data[f"/{b}/geolocation/segment_id"]
-        if f"/{b}/signal_photons/ph_segment_id" not in atl08:
-            out[b] = np.full(p1 - p0, 4, dtype=np.uint8)  # beam absent from ATL08: unclassified
-            continue
-        out[b] = atl08_classes(seg_id, counts, p1 - p0,
-                               *(atl08[f"/{b}/signal_photons/{f}"] for f in fields))
-    return out
+_FIELDS = ("ph_segment_id", "classed_pc_indx", "classed_pc_flag")
+
+
+class Atl08Classes:
+    """The ATL08 companion of one request's beams, joined to ATL03 photons one window at a time.
+
+    Opening reads each beam's ``signal_photons/ph_segment_id`` once to find, for every ATL03
+    segment of the beam's run, its block of ATL08 rows; :meth:`classes` then reads only the rows
+    of a window's segments. That is the whole-beam join restricted to the window whenever the
+    run's segment ids increase and ATL08 is sorted by segment (always, in released granules);
+    otherwise the beam is joined whole once, as SlideRule's merge needs (see :func:`atl08_classes`).
+
+    Parameters
+    ----------
+    asset : Asset
+    atl08_name : str
+        The ATL08 granule.
+    runs : dict
+        Beam -> ATL03 ``segment_id`` and ``segment_ph_cnt`` of its region-trimmed run.
+    resource : str
+        The ATL03 granule (for error messages).
+    """
+
+    def __init__(self, asset: Asset, atl08_name: str, runs: dict[str, tuple[np.ndarray, np.ndarray]],
+                 resource: str):
+        self.resource = resource
+        self.name = atl08_name
+        try:
+            self._h5 = asset.open(atl08_name)
+            present = self._h5.groups("/")
+            index = self._h5.read([Read(f"/{b}/signal_photons/ph_segment_id") for b in runs if b in present])
+        except ResourceError as exc:
+            self.close()
+            raise self._error(exc) from None
+        self._blocks: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._whole: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        try:
+            for b, (segment_id, counts) in runs.items():
+                self._index(b, segment_id, counts, index.get(f"/{b}/signal_photons/ph_segment_id"))
+        except BaseException:
+            self.close()
+            raise
+
+    def _index(self, b: str, segment_id: np.ndarray, counts: np.ndarray, seg08: np.ndarray | None) -> None:
+        if seg08 is None:
+            self._blocks[b] = None          # beam absent from ATL08: unclassified
+        elif np.all(np.diff(segment_id.astype(np.int64)) > 0) and np.all(seg08[1:] >= seg08[:-1]):
+            self._blocks[b] = (np.searchsorted(seg08, segment_id, side="left"),
+                               np.searchsorted(seg08, segment_id, side="right"))
+        else:
+            rows = self._rows(b, 0, len(seg08))
+            first = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+            self._whole[b] = (atl08_classes(segment_id, counts, int(first[-1]), *rows, self.resource), first)
+
+    def classes(self, beam: str, segment_id: np.ndarray, counts: np.ndarray, s0: int) -> np.ndarray:
+        """ATL08 class (0-4) of every photon of the run's segments ``s0 .. s0 + len(counts) - 1``.
+
+        ``segment_id`` and ``counts`` are those segments' ATL03 ids and photon counts.
+        """
+        n = int(counts.sum())
+        if beam in self._whole:
+            classes, first = self._whole[beam]
+            return classes[first[s0]:first[s0] + n]
+        blocks = self._blocks.get(beam)
+        if blocks is None or len(counts) == 0:
+            return np.full(n, ATL08_UNCLASSIFIED, dtype=np.uint8)
+        lo, hi = int(blocks[0][s0]), int(blocks[1][s0 + len(counts) - 1])
+        if hi <= lo:
+            return np.full(n, ATL08_UNCLASSIFIED, dtype=np.uint8)
+        return atl08_classes(segment_id, counts, n, *self._rows(beam, lo, hi), self.resource)
+
+    def _rows(self, beam: str, lo: int, hi: int) -> list[np.ndarray]:
+        paths = [f"/{beam}/signal_photons/{f}" for f in _FIELDS]
+        try:
+            data = self._h5.read([Read(p, [(lo, hi)]) for p in paths])
+        except ResourceError as exc:
+            raise self._error(exc) from None
+        return [data[p] for p in paths]
+
+    def _error(self, exc: ResourceError) -> ResourceError:
+        return ResourceError(self.resource, f"atl08_class needs the ATL08 granule {self.name}: {exc}",
+                             ResourceError.RESOURCE_DOES_NOT_EXIST)
+
+    def close(self) -> None:
+        """Close the ATL08 granule."""
+        h5 = getattr(self, "_h5", None)
+        if h5 is not None:
+            h5.close()
+            self._h5 = None
 
 
 def atl08_classes(segment_id: np.ndarray, segment_ph_cnt: np.ndarray, n_photons: int,
