@@ -2,8 +2,8 @@
 
 SlideRule (``Atl06Dispatch::iterativeFitStage`` / ``lsf``) fits each extent on its own; here every
 pass of the window loop works on many extents at once. Extents are grouped by photon count into
-dense padded tiles, one column per extent and one row per photon slot (``(W, R)``: slot-major),
-so every per-extent quantity is a reduction along the first axis, and every sort is along it too.
+dense padded tiles, one row per extent: sorts and gathers run along rows, sums run slot after
+slot over the transposed tile, for all extents of the tile at once.
 
 Fidelity notes (SlideRule HEAD, checked in its source):
 
@@ -46,7 +46,7 @@ _SE1 = (_HALF_C * SIGMA_XMIT) * (_HALF_C * SIGMA_XMIT)   # GCC folds pow(x, 2) t
 _DBL_MAX = np.finfo(np.float64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _TWO63 = 2.0**63
-_TILE_ENTRIES = 1 << 18          # slots per tile (bounds the temporaries: ~2 MB each)
+_TILE_ENTRIES = 1 << 17          # slots per tile: large enough to amortise numpy call overheads
 _WIDTHS_PER_OCTAVE = 4           # tile widths 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, ...
 
 
@@ -187,9 +187,8 @@ class _Field:
     kind: str                    # "float", "longitude", "time_ns"
     dtype: np.dtype              # of the centre value
 
-    def at(self, entries: np.ndarray) -> np.ndarray:
-        """Values of the given entries, as float64 (what the weighted sum adds)."""
-        index = entries if self.photon is None else self.photon[entries]
+    def at(self, index: np.ndarray) -> np.ndarray:
+        """Values at the given photons (entries when there is no ``photon`` map), as float64."""
         values = np.asarray(self.values[index])
         if self.dtype == np.float32:
             values = values.astype(np.float32, copy=False)
@@ -253,116 +252,152 @@ def _width_class(n: np.ndarray) -> np.ndarray:
 
 
 class _Tile:
-    """Extents ``ext`` (R) with their current photon sets S, slot-major: ``E[j, r]`` is entry j of S_r.
+    """R extents and their current photon sets S, one row per extent: slot j of extent r is ``[r, j]``.
 
-    Slots at ``j >= n[r]`` are padding (``E`` = 0, masked out).
+    ``X``, ``H`` (float64) and ``E`` (entry index) hold S in SlideRule's current order; padding
+    slots ``j >= n[r]`` hold ``x = h = 0`` and entry -1, and the last column is padding in every row.
     """
 
-    def __init__(self, ext: np.ndarray, n: np.ndarray, entries: np.ndarray):
-        self.ext, self.n, self.E = ext, n, entries
-        self.width = entries.shape[0]
-        self.member = np.arange(self.width)[:, None] < n[None, :]
+    def __init__(self, ext: np.ndarray, n: np.ndarray, X: np.ndarray, H: np.ndarray, E: np.ndarray):
+        self.ext, self.n, self.X, self.H, self.E = ext, n, X, H, E
+        self.pad = np.arange(X.shape[1])[None, :] >= n[:, None]
 
 
-def _tiles(ext: np.ndarray, n: np.ndarray, source: np.ndarray, first: np.ndarray) -> list[_Tile]:
-    """Tiles of extents grouped by photon count; S_r is ``source[first[r] + j]`` for j < n[r]."""
+def _blocks(ext: np.ndarray, n: np.ndarray) -> list[np.ndarray]:
+    """Extents grouped by width class, in blocks of at most ``_TILE_ENTRIES`` slots."""
     if len(ext) == 0:
         return []
     widths = _width_class(n)
     order = np.argsort(widths, kind="stable")
-    widths = widths[order]
-    cuts = np.flatnonzero(np.diff(widths)) + 1
-    tiles = []
+    cuts = np.flatnonzero(np.diff(widths[order])) + 1
+    blocks = []
     for group in np.split(order, cuts):
-        width = int(n[group].max())
-        rows = max(1, _TILE_ENTRIES // width)
-        for a in range(0, len(group), rows):
-            g = group[a:a + rows]
-            slot = np.arange(width)[:, None]
-            member = slot < n[g][None, :]
-            index = np.where(member, first[g][None, :] + slot, 0)
-            tiles.append(_Tile(ext[g], n[g], np.where(member, source[index], 0)))
+        rows = max(1, _TILE_ENTRIES // int(n[group].max()))
+        blocks += [group[a:a + rows] for a in range(0, len(group), rows)]
+    return blocks
+
+
+def _first_tiles(offsets: np.ndarray, x64: np.ndarray, h64: np.ndarray) -> list[_Tile]:
+    """Tiles of the first pass: every non-empty extent, its photons in file order."""
+    counts = np.diff(offsets)
+    ext = np.flatnonzero(counts > 0)
+    n = counts[ext]
+    tiles = []
+    for g in _blocks(ext, n):
+        slot = np.arange(int(n[g].max()) + 1)[None, :]     # + 1: every row ends with padding
+        E = np.where(slot < n[g][:, None], offsets[ext[g]][:, None] + slot, -1)   # x64[-1] = h64[-1] = 0
+        tiles.append(_Tile(ext[g], n[g], x64[E], h64[E], E))
     return tiles
 
 
-def _sum(values: np.ndarray, scratch: bool = True) -> np.ndarray:
-    """Sequential sums over slots (axis 0) of a ``(W, R)`` tile, as a loop from +0.0 adds them.
+def _merge(tiles: list[_Tile]) -> list[_Tile]:
+    """Small tiles of similar width packed together (fewer, fuller tiles for the next pass)."""
+    small = [t for t in tiles if t.X.size < _TILE_ENTRIES // 2]
+    if len(small) < 2:
+        return tiles
+    out = [t for t in tiles if t.X.size >= _TILE_ENTRIES // 2]
+    small.sort(key=lambda t: t.X.shape[1])
+    group: list[_Tile] = []
+    for tile in [*small, None]:
+        if group and (tile is None or tile.X.shape[1] > 1.25 * group[0].X.shape[1]
+                      or (sum(len(t.n) for t in group) + len(tile.n)) * tile.X.shape[1] > _TILE_ENTRIES):
+            out.append(_stack(group))
+            group = []
+        if tile is not None:
+            group.append(tile)
+    return out
 
-    ``np.add.accumulate`` is sequential whatever the layout (a reduction may sum pairwise); the
-    final ``+ 0.0`` turns an all ``-0.0`` sum into ``+0.0`` as a loop from ``0.0`` would.
-    ``scratch`` lets it overwrite ``values``.
+
+def _stack(group: list[_Tile]) -> _Tile:
+    if len(group) == 1:
+        return group[0]
+    width = max(t.X.shape[1] for t in group)
+    rows = np.cumsum([0] + [len(t.n) for t in group])
+    arrays = [np.zeros((rows[-1], width)), np.zeros((rows[-1], width)), np.full((rows[-1], width), -1, np.int64)]
+    for t, a, b in zip(group, rows[:-1], rows[1:], strict=True):
+        for dst, src in zip(arrays, (t.X, t.H, t.E), strict=True):
+            dst[a:b, :src.shape[1]] = src
+    return _Tile(np.concatenate([t.ext for t in group]), np.concatenate([t.n for t in group]), *arrays)
+
+
+def _sum(values: np.ndarray) -> np.ndarray:
+    """Sequential sums over slots (axis 0) of a C-ordered ``(W, R)`` array, as a loop from +0.0.
+
+    Reducing two or more columns of a C-ordered array along its first axis adds slot after slot
+    into a vector of running sums. numpy sums pairwise along a contiguous reduced axis: a single
+    column is accumulated instead, and another layout is copied to C order first.
     """
+    if values.shape[1] >= 2:
+        if not values.flags.c_contiguous:
+            values = np.ascontiguousarray(values)
+        return np.add.reduce(values, axis=0, initial=0.0)
     if values.shape[0] == 0:
         return np.zeros(values.shape[1])
-    return np.add.accumulate(values, axis=0, out=values if scratch else None)[-1] + 0.0
+    return np.add.accumulate(values, axis=0)[-1] + 0.0
 
 
-def _masked(values: np.ndarray, member: np.ndarray) -> np.ndarray:
-    np.copyto(values, 0.0, where=~member)
-    return values
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Sequential sums along each row of an ``(R, W)`` array (see :func:`_sum`)."""
+    return _sum(np.ascontiguousarray(values.T))
+
+
+def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[r, index[r, j]]`` for every row r (a flat gather: the fastest)."""
+    base = (np.arange(values.shape[0]) * values.shape[1])[:, None]
+    return values.ravel()[index + base]
 
 
 class _Loop:
     """SPEC §6's repeat-loop over tiles; extents that stop are written to ``out``."""
 
     def __init__(self, offsets, x32, h32, bg_density, s: FitSettings, fields: dict[str, _Field], out):
-        self.x64, self.h64 = x32.astype(np.float64), h32.astype(np.float64)  # exact widening, once
+        # exact widening, once; a trailing 0 is the padding slots' x and h
+        self.x64 = np.append(x32.astype(np.float64), 0.0)
+        self.h64 = np.append(h32.astype(np.float64), 0.0)
         self.offsets, self.bg_density, self.s, self.fields, self.out = offsets, bg_density, s, fields, out
         n_ext = offsets.size - 1
         self.window = np.zeros(n_ext, np.float32)
         self.pflags = np.zeros(n_ext, np.uint16)
         self.invalid = np.zeros(n_ext, bool)
+        self.in_fit = np.zeros(x32.size + 1, bool)       # + 1: the padding entries' (-1) slot
 
     def run(self) -> None:
-        counts = np.diff(self.offsets)
-        ext = np.flatnonzero(counts > 0)
-        entries = np.arange(self.offsets[-1], dtype=np.int64)
-        tiles = _tiles(ext, counts[ext], entries, self.offsets[ext])
+        tiles = _first_tiles(self.offsets, self.x64, self.h64)
         iteration = 0
         while tiles:
-            going = [self._pass(tile, iteration) for tile in tiles]
-            going = [g for g in going if g is not None]
-            tiles = []
-            if going:
-                ext = np.concatenate([g[0] for g in going])
-                n = np.concatenate([g[1] for g in going])
-                flat = np.concatenate([g[2] for g in going])
-                first = np.concatenate(([0], np.cumsum(n)[:-1]))
-                tiles = _tiles(ext, n, flat, first)
+            tiles = _merge([nxt for tile in tiles if (nxt := self._pass(tile, iteration)) is not None])
             iteration += 1
+        self.out["in_fit"][:] = self.in_fit[:-1]
 
     # -------------------------------------------------------------- one pass of one tile
-    def _pass(self, tile: _Tile, iteration: int):
-        """One pass; returns the extents that go on (ids, counts, their S in the new order, flat)."""
+    def _pass(self, tile: _Tile, iteration: int) -> _Tile | None:
+        """One pass; returns the tile of the extents that go on (S in its new order)."""
         s = self.s
-        E, member, n = tile.E, tile.member, tile.n
-        X = self.x64[E]
-        H = self.h64[E]
-        X[~member] = 0.0
-        H[~member] = 0.0
-        h_mean, slope, y_sigma = _lsf(X, H, member, n)
-        r = H - (h_mean + X * slope)
+        X, H, pad, n, e = tile.X, tile.H, tile.pad, tile.n, tile.ext
+        h_mean, slope, y_sigma = _lsf(X, H, n)
+        r = X * slope[:, None]
+        r += h_mean[:, None]
+        np.subtract(H, r, out=r)                          # h - (h_mean + x·slope)
+        np.copyto(r, np.inf, where=pad)
+        order, ranked = _sort_residuals(r, pad, n)
 
-        order, ranked = _sort_residuals(r, member, n)
-        w_prev = self.window[tile.ext].astype(np.float64)
+        w_prev = self.window[e].astype(np.float64)
         if iteration == 0:
-            zmin = ranked[0]
-            zmax = np.take_along_axis(ranked, (n - 1)[None, :], axis=0)[0]
-            n_bg = self.bg_density[tile.ext] * (zmax - zmin)
+            zmin, zmax = ranked[:, 0], ranked[np.arange(len(n)), n - 1]
+            n_bg = self.bg_density[e] * (zmax - zmin)
         else:
             zmin, zmax = -(w_prev / 2.0), w_prev / 2.0
-            n_bg = self.bg_density[tile.ext] * w_prev
-        sigma_r, oob = _robust_spread(ranked, member, n, zmin, zmax, n_bg)
-        e = tile.ext
+            n_bg = self.bg_density[e] * w_prev
+        sigma_r, oob = _robust_spread(ranked, pad, n, zmin, zmax, n_bg)
         self.pflags[e[oob]] |= PFLAG_OUT_OF_BOUNDS
         self.invalid[e[oob]] = True
         slope32 = slope.astype(np.float32)
         w_new = _window_height(sigma_r, slope32, w_prev, s)
         self.window[e] = w_new
 
-        half = (w_new.astype(np.float64) / 2.0)[None, :]
-        keep = (np.abs(r) < half) & member
-        flags, go_on = _checks(keep, X, n, iteration, s)
+        half = (w_new.astype(np.float64) / 2.0)[:, None]
+        keep = np.abs(r) < half                            # padding: r = inf
+        n2, flags, go_on = _checks(keep, X, n, iteration, s)
         self.pflags[e] |= flags
         self.invalid[e] |= (flags & (PFLAG_TOO_FEW_PHOTONS | PFLAG_SPREAD_TOO_SHORT)) != 0
 
@@ -372,25 +407,31 @@ class _Loop:
         going = np.flatnonzero(go_on)
         if not going.size:
             return None
-        # the kept photons are a band of the sorted residuals: (-W/2, W/2)
-        low = np.sum((ranked[:, going] <= -half[:, going]) & member[:, going], axis=0)
-        n2 = np.sum(keep[:, going], axis=0)
-        slot = np.arange(int(n2.max()))[:, None]
-        inside = slot < n2[None, :]
-        pick = np.where(inside, low[None, :] + slot, 0)
-        rank_order = np.take_along_axis(order[:, going], pick, axis=0)
-        kept = np.take_along_axis(E[:, going], rank_order, axis=0)
-        return e[going], n2, kept.T[inside.T]
+        # the kept photons are a band of the sorted residuals, (-W/2, W/2): the next pass's S;
+        # slots past it take the last column, padding in every row (x = h = 0)
+        width = X.shape[1]
+        low = np.count_nonzero(ranked <= -half, axis=1)[going]
+        n2 = n2[going]
+        slot = np.arange(int(n2.max()) + 1)[None, :]
+        base = (going * width)[:, None]
+        rank = order.ravel()[base + np.minimum(low[:, None] + slot, width - 1)]
+        flat = base + np.where(slot < n2[:, None], rank, width - 1)
+        return _Tile(e[going], n2, *(a.ravel()[flat] for a in (X, H, tile.E)))
 
     # -------------------------------------------------------------- extents that stop
     def _finish(self, tile: _Tile, rows: np.ndarray, order: np.ndarray, ranked: np.ndarray, fit) -> None:
         """Write the results of extents whose loop stopped; S (this pass's set) in the sorted order."""
         h_mean, slope32, y_sigma = (v[rows] for v in fit)
-        out, e = self.out, tile.ext[rows]
-        n = tile.n[rows]
-        member = tile.member[:, rows]
-        r = _masked(ranked[:, rows].copy(), member)
-        rms = np.sqrt(_sum(r * r) / n).astype(np.float32)
+        out, e, n = self.out, tile.ext[rows], tile.n[rows]
+        width = ranked.shape[1]
+        # slot-major (W, R) views of the sorted S: padding sorts last (x = 0, entry -1)
+        flat = np.ascontiguousarray(order[rows].T)
+        flat += (rows * width)[None, :]
+        padT = np.arange(width)[:, None] >= n[None, :]
+        r = ranked.ravel()[flat]
+        np.copyto(r, 0.0, where=padT)
+        np.multiply(r, r, out=r)
+        rms = np.sqrt(_sum(r) / n).astype(np.float32)
         h_sigma = rms * y_sigma.astype(np.float32)            # float32 product, as in SlideRule
         bad = self.invalid[e]
         out["h_mean"][e] = h_mean
@@ -401,97 +442,125 @@ class _Loop:
         out["rms_misfit"][e] = np.where(bad, np.float32(0), rms)
         out["h_sigma"][e] = np.where(bad, np.float32(0), h_sigma)
         out["fitted"][e] = True
-        entries = np.take_along_axis(tile.E[:, rows], order[:, rows], axis=0)
-        out["in_fit"][entries[member]] = True
+        entries = tile.E.ravel()[flat]
+        self.in_fit[entries] = True                     # padding entries (-1) mark the spare slot
         if self.fields:
-            self._positions(e, entries, member, n)
+            self._positions(e, tile.X.ravel()[flat], entries, padT, n)
 
-    def _positions(self, e: np.ndarray, entries: np.ndarray, member: np.ndarray, n: np.ndarray) -> None:
+    def _positions(self, e: np.ndarray, XT: np.ndarray, entries: np.ndarray, padT: np.ndarray,
+                   n: np.ndarray) -> None:
         """Centre values of the photon fields with the final LSF weights (lsf ``final``)."""
-        X = _masked(self.x64[entries], member)
-        i11, i12, _ = _inverse_normal(X, n)
-        g1 = i11[None, :] + i12[None, :] * X
-        flat = entries[member]
+        i11, i12, _ = _inverse_normal(XT, n)
+        g1 = XT * i12[None, :]
+        g1 += i11[None, :]
+        photons = {}
         for name, f in self.fields.items():
-            v = np.zeros(entries.shape)
-            v[member] = f.at(flat)
+            key = id(f.photon)
+            if key not in photons:
+                photons[key] = entries if f.photon is None else f.photon[entries]
+            v = f.at(photons[key])
             if f.kind == "longitude":
-                self.out[name][e] = _fit_longitude(g1, v, member)
+                self.out[name][e] = _fit_longitude(g1, v, padT)
             else:
-                total = _sum(_masked(g1 * v, member))
+                np.multiply(v, g1, out=v)
+                np.copyto(v, 0.0, where=padT)
+                total = _sum(v)
                 self.out[name][e] = _to_int64(total) if f.kind == "time_ns" else total.astype(f.dtype)
 
 
-def _lsf(X: np.ndarray, H: np.ndarray, member: np.ndarray, n: np.ndarray):
-    """Least squares ``h = h_mean + slope·x`` per extent; also ``sqrt(Σ g_k²)``."""
-    i11, i12, i22 = _inverse_normal(X, n)
-    g1 = i11[None, :] + i12[None, :] * X
-    g2 = i12[None, :] + i22[None, :] * X
-    h_mean = _sum(_masked(g1 * H, member))
-    slope = _sum(_masked(g2 * H, member))
-    y_sigma = np.sqrt(_sum(_masked(g1 * g1, member)))
+def _lsf(X: np.ndarray, H: np.ndarray, n: np.ndarray):
+    """Least squares ``h = h_mean + slope·x`` per extent (rows); also ``sqrt(Σ g_k²)``.
+
+    Works slot-major (the transposed tile) so that sums run slot after slot. Padding slots
+    (x = h = 0) add exact zeros: ``g·h`` is 0 there when g is finite; the weights of a degenerate
+    extent (a singular matrix: inf/NaN) and ``g1²`` are zeroed explicitly.
+    """
+    XT, HT = np.ascontiguousarray(X.T), np.ascontiguousarray(H.T)
+    padT = np.arange(XT.shape[0])[:, None] >= n[None, :]
+    i11, i12, i22 = _inverse_normal(XT, n)
+    g1 = XT * i12[None, :]
+    g1 += i11[None, :]
+    g2 = XT * i22[None, :]
+    g2 += i12[None, :]
+    if not (np.isfinite(i11).all() and np.isfinite(i12).all() and np.isfinite(i22).all()):
+        np.copyto(g1, 0.0, where=padT)
+        np.copyto(g2, 0.0, where=padT)
+    h_mean = _sum(g1 * HT)
+    np.multiply(g2, HT, out=g2)
+    slope = _sum(g2)
+    np.multiply(g1, g1, out=g1)
+    np.copyto(g1, 0.0, where=padT)
+    y_sigma = np.sqrt(_sum(g1))
     return h_mean, slope, y_sigma
 
 
-def _inverse_normal(X: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(GᵀG)⁻¹ for G = [1, x] (padding x = 0); a singular matrix gives inf/NaN, as in SlideRule."""
+def _inverse_normal(XT: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(GᵀG)⁻¹ for G = [1, x] (slot-major x, padding 0); a singular matrix gives inf/NaN, as in SlideRule."""
     a11 = n.astype(np.float64)
-    a12 = _sum(X, scratch=False)
-    a22 = _sum(X * X)
+    a12 = _sum(XT)
+    a22 = _sum(XT * XT)
     det = 1.0 / ((a11 * a22) - (a12 * a12))
     return a22 * det, -a12 * det, a11 * det
 
 
-def _sort_residuals(r: np.ndarray, member: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each extent's residual order (stable, NaN last, padding after) and its sorted residuals."""
-    key = np.where(member, r, np.inf)
-    order = np.argsort(key, axis=0)
-    ranked = np.take_along_axis(key, order, axis=0)
-    # a tie, +inf or NaN needs the stable order of a lexicographic sort (padding, NaN, value)
-    last = np.take_along_axis(ranked, np.maximum(n - 1, 0)[None, :], axis=0)[0]
-    special = ~(last < np.inf) | np.any((ranked[1:] == ranked[:-1]) & member[1:], axis=0)
+def _sort_residuals(r: np.ndarray, pad: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each extent's residual order (stable, NaN last, padding after) and its sorted residuals.
+
+    Padding residuals are +inf. The fast unstable sort is exact unless a row holds a tie, a +inf
+    or a NaN (numpy sorts NaN after the padding's +inf): such rows are sorted again
+    lexicographically (padding last, then NaN, then value), which is stable.
+    """
+    order = np.argsort(r, axis=1)
+    ranked = _take(r, order)
+    last = ranked[np.arange(len(n)), np.maximum(n - 1, 0)]
+    special = ~(last < np.inf) | np.any(np.diff(ranked, axis=1) == 0, axis=1)
     if special.any():
-        cols = np.flatnonzero(special)
-        sub, pad = key[:, cols], ~member[:, cols]
-        nan = np.isnan(r[:, cols]) & ~pad
-        fixed = np.lexsort((np.where(nan, 0.0, sub), nan, pad), axis=0)
-        order[:, cols] = fixed
-        ranked[:, cols] = np.take_along_axis(np.where(nan, np.nan, sub), fixed, axis=0)
+        rows = np.flatnonzero(special)
+        sub = r[rows]
+        nan = np.isnan(sub)
+        fixed = np.lexsort((np.where(nan, 0.0, sub), nan, pad[rows]), axis=1)
+        order[rows] = fixed
+        ranked[rows] = _take(sub, fixed)
     return order, ranked
 
 
-def _robust_spread(ranked: np.ndarray, member: np.ndarray, n: np.ndarray, zmin: np.ndarray, zmax: np.ndarray,
+def _robust_spread(ranked: np.ndarray, pad: np.ndarray, n: np.ndarray, zmin: np.ndarray, zmax: np.ndarray,
                    n_bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Background-corrected robust spread sigma_r (ATBD §5.9) and the out-of-bounds mask."""
     nf = n.astype(np.float64)
     bckgrd = n_bg / (zmax - zmin)
     n_sig = nf - n_bg
     low = n_sig <= 1
-    i0, i1 = _percentile_indices(ranked, member, nf, zmin, bckgrd, n_sig)
+    i0, i1 = _percentile_indices(ranked, pad, n, zmin, bckgrd, n_sig)
     swap = i1 < i0
     # SlideRule's fallback: central values, with C truncation of the float positions
     f0 = np.where(swap, np.trunc(nf / 2.0 - n_sig / 4.0 + 0.5) - 1.0, i0)
     f1 = np.where(swap, np.trunc(nf / 2.0 + n_sig / 4.0 + 0.5), i1)
     inside = ~low & (f0 >= 0) & (f1 < nf)
-    j0 = np.where(inside, f0, 0).astype(np.int64)
-    j1 = np.where(inside, f1, 0).astype(np.int64)
-    r0 = np.take_along_axis(ranked, j0[None, :], axis=0)[0]
-    r1 = np.take_along_axis(ranked, j1[None, :], axis=0)[0]
+    rows = np.arange(len(n))
+    r0 = ranked[rows, np.where(inside, f0, 0).astype(np.int64)]
+    r1 = ranked[rows, np.where(inside, f1, 0).astype(np.int64)]
     spread = (r1 - r0) / RDE
     sigma_r = np.where(low, (zmax - zmin) / nf, np.where(inside, spread, 0.0))
     return sigma_r, ~low & ~inside
 
 
-def _percentile_indices(ranked: np.ndarray, member: np.ndarray, nf: np.ndarray, zmin: np.ndarray,
+def _percentile_indices(ranked: np.ndarray, pad: np.ndarray, n: np.ndarray, zmin: np.ndarray,
                         bckgrd: np.ndarray, n_sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SlideRule's i0 (first failing upward scan) and i1 (first failing downward scan) as floats."""
-    j = np.arange(ranked.shape[0], dtype=np.float64)[:, None]
-    level = (ranked - zmin[None, :]) * bckgrd[None, :]
-    stop_up = ~((((j + 1.0) - 0.5) + 1.0) < (0.25 * n_sig[None, :] + level)) | ~member
-    stop_down = ~((((j + 1.0) - 0.5) - 1.0) > (0.75 * n_sig[None, :] + level)) & member
-    i0 = np.where(stop_up.any(axis=0), np.argmax(stop_up, axis=0), nf)
-    top = stop_down.shape[0] - 1 - np.argmax(stop_down[::-1], axis=0)
-    i1 = np.where(stop_down.any(axis=0), top, -1)
+    """SlideRule's i0 (first failing upward scan, or n) and i1 (first failing downward scan, or
+    -1) as floats. Padding (+inf) never counts: i0 is capped at n, i1 looks at members only."""
+    width, rows = ranked.shape[1], np.arange(len(n))
+    j = np.arange(width, dtype=np.float64)[None, :]
+    level = ranked - zmin[:, None]
+    level *= bckgrd[:, None]
+    up = (((j + 1.0) - 0.5) + 1.0) < (level + 0.25 * n_sig[:, None])
+    i0 = np.argmin(up, axis=1)
+    i0 = np.minimum(np.where(up[rows, i0], width, i0), n)
+    level += 0.75 * n_sig[:, None]
+    fail = ~((((j + 1.0) - 0.5) - 1.0) > level)
+    fail &= ~pad
+    top = width - 1 - np.argmax(fail[:, ::-1], axis=1)
+    i1 = np.where(fail[rows, top], top, -1)
     return i0.astype(np.float64), i1.astype(np.float64)
 
 
@@ -511,25 +580,25 @@ def _window_height(sigma_r: np.ndarray, slope32: np.ndarray, w_prev: np.ndarray,
 
 
 def _checks(keep: np.ndarray, X: np.ndarray, n: np.ndarray, iteration: int,
-            s: FitSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The ordered stop tests; returns the flags to add and which extents go on."""
-    n2 = np.sum(keep, axis=0)
-    x_min = np.min(np.where(keep, X, _DBL_MAX), axis=0)
-    x_max = np.max(np.where(keep, X, -_DBL_MAX), axis=0)
+            s: FitSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ordered stop tests; returns the photons kept, the flags to add and which extents go on."""
+    n2 = np.count_nonzero(keep, axis=1)
+    x_min = np.fmin.reduce(np.where(keep, X, _DBL_MAX), axis=1)   # C's MIN/MAX skip NaN x here
+    x_max = np.fmax.reduce(np.where(keep, X, -_DBL_MAX), axis=1)
     few = n2 < s.cnt
     short = ~few & ((x_max - x_min) < s.ats)
     changed = ~few & ~short & (n2 != n)
     capped = changed & (iteration + 1 >= s.maxi)
     flags = (few * PFLAG_TOO_FEW_PHOTONS) | (short * PFLAG_SPREAD_TOO_SHORT) | (capped * PFLAG_MAX_ITERATIONS)
-    return flags.astype(np.uint16), changed & ~capped
+    return n2, flags.astype(np.uint16), changed & ~capped
 
 
-def _fit_longitude(g1: np.ndarray, lon: np.ndarray, member: np.ndarray) -> np.ndarray:
+def _fit_longitude(g1: np.ndarray, lon: np.ndarray, pad: np.ndarray) -> np.ndarray:
     """Fit longitudes, shifted to [0, 360) when the first photon of S is within 30° of ±180."""
     first = lon[0]
     shift = (first < -150.0) | (first > 150.0)
     lon = np.where(shift[None, :], np.fmod(lon + 360.0, 360.0), lon)
-    fitted = _sum(_masked(g1 * lon, member))
+    fitted = _sum(np.where(pad, 0.0, g1 * lon))
     return np.where(shift, np.fmod(fitted + 180.0, 360.0) - 180.0, fitted)
 
 
