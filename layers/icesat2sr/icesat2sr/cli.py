@@ -177,6 +177,12 @@ def _run_process(args) -> int:
     for name in args.resources:
         check_resource_name(name)
     started = time.perf_counter()
+    if args.kind == "atl03s":
+        failed = stream_photons(asset, list(dict.fromkeys(args.resources)), parms, args.output, args.quiet,
+                                keep_failed=False)
+        if failed:
+            raise Icesat2srError("; ".join(r.error[1] for r in failed))
+        return 0
     results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
                             progress=not args.quiet and sys.stderr.isatty()))
     failed = [r for r in results if r.error]
@@ -295,6 +301,8 @@ def _run_discovered(args) -> int:
     if not args.quiet:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
+    if args.kind == "atl03s":
+        return _stream_discovered(asset, names, parms, args)
     results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
                             progress=not args.quiet and sys.stderr.isatty()))
     failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
@@ -314,6 +322,119 @@ def _run_discovered(args) -> int:
     if not args.quiet:
         print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
     return 0
+
+
+def _stream_discovered(asset, names: list[str], parms, args) -> int:
+    """atl03sp: like atl06p, but photons stream to the file granule by granule (in name order)."""
+    names = sorted(names)
+    failed = stream_photons(asset, names, parms, args.output, args.quiet, keep_failed=True)
+    for r in failed:
+        print(f"failed: {r.error[1]}", file=sys.stderr)
+    if names and len(failed) == len(names):
+        print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
+        return 1
+    if not names:
+        print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
+    elif failed:
+        print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
+              file=sys.stderr)
+    return 0
+
+
+def stream_photons(asset, names: list[str], parms, output: Path, quiet: bool, *, keep_failed: bool) -> list:
+    """Photon subsets of granules written to ``output`` as they are computed, in bounded memory.
+
+    Granules are processed one after the other (each on every core), their rows in time order
+    within each granule. With ``keep_failed`` a granule that fails is left out (its rows are staged
+    in a spill file until it completes); otherwise the first failure stops everything and nothing is
+    written. Returns the failed granules' results.
+    """
+    from .engine import iter_granule
+    from .formats.stream import FrameWriter, TimeOrder, read_rows
+    from .science.records import GranuleResult
+
+    started = time.perf_counter()
+    failed: list[GranuleResult] = []
+    bar = _granule_bar(len(names), quiet)
+    summary = _Summary()
+    with FrameWriter(output, parms.to_dict()) as writer:
+        for name in names:
+            target = FrameWriter(output.with_name(f".{output.name}.granule.parquet")) if keep_failed else writer
+            order, error = None, None
+            for part in iter_granule(asset, name, parms, "atl03s"):
+                if part.result.error is not None:
+                    error = part.result
+                    break
+                order = order or TimeOrder(part.beams)
+                _emit(target, order.push(part.result, part.beam, part.horizon_ns), summary)
+            if error is None and order is not None:
+                _emit(target, order.flush(), summary)
+            if bar is not None:
+                bar.update(1)
+            if error is not None:
+                failed.append(error)
+                if target is not writer:
+                    target.abort()
+                    continue
+                if bar is not None:
+                    bar.close()
+                writer.abort()
+                return failed
+            if target is not writer:
+                for rows in read_rows(target.close()):
+                    writer.write(rows)
+                target.path.unlink()
+    if bar is not None:
+        bar.close()
+    if not quiet:
+        summary.print(output, time.perf_counter() - started)
+    return failed
+
+
+def _emit(writer, rows, summary) -> None:
+    if rows is not None:
+        writer.write(rows)
+        summary.add(rows)
+
+
+def _granule_bar(total: int, quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="granule", desc="granules", leave=False)
+
+
+class _Summary:
+    """Photon counts, time span and heights per track/pair, gathered as rows stream past."""
+
+    def __init__(self) -> None:
+        self.rows, self.t0, self.t1, self.per = 0, None, None, {}
+
+    def add(self, rows) -> None:
+        import numpy as np
+
+        self.rows += len(rows)
+        t = rows.time_ns
+        self.t0 = t.min() if self.t0 is None else min(self.t0, t.min())
+        self.t1 = t.max() if self.t1 is None else max(self.t1, t.max())
+        key = rows.columns["track"].astype(np.int64) * 2 + rows.columns["pair"]
+        for k in np.unique(key):
+            h = rows.columns["height"][key == k].astype(np.float64)
+            n, total, lo, hi = self.per.get(int(k), (0, 0.0, np.inf, -np.inf))
+            self.per[int(k)] = (n + len(h), total + h.sum(), min(lo, h.min()), max(hi, h.max()))
+
+    def print(self, output: Path, elapsed: float) -> None:
+        import numpy as np
+
+        print(f"{self.rows} photons -> {output} ({elapsed:.1f} s)")
+        if not self.rows:
+            return
+        span = np.array([self.t0, self.t1], dtype="datetime64[ns]")
+        print(f"time span: {span[0]} .. {span[1]} UTC")
+        print(f"{'track/pair':>10} {'rows':>8} {'mean_h':>10} {'min_h':>10} {'max_h':>10}")
+        for k, (n, total, lo, hi) in sorted(self.per.items()):
+            print(f"{f'{k // 2}/{k % 2}':>10} {n:>8} {total / n:>10.2f} {lo:>10.2f} {hi:>10.2f}")
 
 
 def _add_index(sub) -> None:

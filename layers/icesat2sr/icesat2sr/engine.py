@@ -136,12 +136,15 @@ class Part:
     horizon_ns : int
         No later part of this beam has a photon earlier than this (ns since the Unix epoch),
         provided photon times never decrease along the beam (they do not in ATL03).
+    beams : int
+        Beams the granule has in the request's region.
     """
 
     result: GranuleResult
     beam: int = -1
     seq: int = -1
-    horizon_ns: int = 2**63 - 1  # (_NEVER)
+    horizon_ns: int = 2**63 - 1
+    beams: int = 0
 
 
 def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06", *,
@@ -372,7 +375,7 @@ class _Task:
             if state.done or not c.plan.segments.segment_ph_cnt[c.run[0]:c.run[1]].any():
                 horizon = _NEVER if c.last_of_beam else horizon
                 self.ready.set_result((replace(state, done=True), pointer, horizon))
-                return [Part(GranuleResult(self.job.reader.resource, self.job.kind), c.beam, self.seq, horizon)]
+                return [self._part(None, horizon)]
             window = self._walk(state)
         except BaseException as exc:
             self.ready.set_exception(exc)
@@ -422,10 +425,9 @@ class _Task:
                 t = time.perf_counter()
                 result = KIND_STEPS[job.kind](ChunkData(window.beam, extents, conf, yapc, parms, job.kind))
                 job.add("step_s", time.perf_counter() - t)
-                horizon = self._horizon(window, int(walk.first[b]) if b < len(walk) else None)
-                parts.append(Part(result, c.beam, self.seq, horizon))
+                parts.append(self._part(result, self._horizon(window, int(walk.first[b]) if b < len(walk) else None)))
             if not parts:
-                parts.append(Part(GranuleResult(job.reader.resource, job.kind), c.beam, self.seq, last))
+                parts.append(self._part(None, last))
         except BaseException as exc:
             if wait:
                 self.ready.set_exception(exc)
@@ -433,6 +435,11 @@ class _Task:
         if wait:
             self.ready.set_result((window.after, pointer, last))
         return parts
+
+    def _part(self, result: GranuleResult | None, horizon: int) -> Part:
+        job = self.job
+        result = result if result is not None else GranuleResult(job.reader.resource, job.kind)
+        return Part(result, self.chunk.beam, self.seq, horizon, len(job.reader.beams))
 
     def _horizon(self, window: _Window, first: int | None) -> int:
         """Earliest photon time (ns) a later part of this beam can hold: that of the photons from the

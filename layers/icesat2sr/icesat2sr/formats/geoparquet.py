@@ -51,9 +51,16 @@ def wkb_points(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, bytes]:
 
 def to_table(result: GranuleResult, parms: dict | None = None):
     """A ``pyarrow.Table`` of the result with GeoParquet and pandas metadata."""
+    return columns_table(*frame_columns(result), parms)
+
+
+def columns_table(time_ns: np.ndarray, columns: dict, lon: np.ndarray, lat: np.ndarray,
+                  parms: dict | None = None, bbox: bool = True):
+    """A ``pyarrow.Table`` of frame columns (:func:`icesat2sr.formats.frames.frame_columns`) with
+    GeoParquet and pandas metadata; ``bbox=False`` leaves out the optional bounding box (a file
+    written in batches does not know it when it starts)."""
     import pyarrow as pa
 
-    time_ns, columns, lon, lat = frame_columns(result)
     offsets, data = wkb_points(lon, lat)
     large = len(data) >= 2**31 - 1
     geometry = pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), len(lon),
@@ -66,7 +73,7 @@ def to_table(result: GranuleResult, parms: dict | None = None):
     names.append("time")
     arrays.append(pa.array(time_ns.view("datetime64[ns]"), type=pa.timestamp("ns")))
     table = pa.Table.from_arrays(arrays, names=names)
-    bbox = [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())] if len(lon) else []
+    bbox = [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())] if bbox and len(lon) else []
     geo = {"version": GEOPARQUET_VERSION, "primary_column": "geometry",
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"], "crs": CRS_7912,
                                     **({"bbox": bbox} if bbox else {})}},
