@@ -363,12 +363,35 @@ def _run_index(args) -> int:
 
 # ---------------------------------------------------------------------- serve
 def _add_serve(sub) -> None:
+    from .service.routes import DEFAULT_MAX_RESOURCES
+
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
     p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
+    lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
+                     help="granules one request may name or discover (default %(default)s)")
+    lim.add_argument("--max-processing", type=int, default=4, metavar="N",
+                     help="processing requests at once; more get 503 + Retry-After (default %(default)s)")
+    lim.add_argument("--max-connections", type=int, default=256, metavar="N",
+                     help="open connections; more get 503 (default %(default)s)")
+    lim.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
+                     help="largest request body; larger get 413 (default %(default)s)")
+    lim.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                     help="seconds to send a request head (default %(default)s)")
+    lim.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                     help="seconds to send a request body (default %(default)s)")
+    lim.add_argument("--send-timeout", type=float, default=60.0, metavar="S",
+                     help="seconds a client may take to accept a chunk of a stream (default %(default)s)")
+    lim.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="S",
+                     help="seconds an idle connection is kept open (default %(default)s)")
+    lim.add_argument("--backlog", type=int, default=1024, metavar="N",
+                     help="listen backlog (default %(default)s)")
+    lim.add_argument("--shutdown-timeout", type=float, default=5.0, metavar="S",
+                     help="on SIGTERM, seconds open requests get before they are cancelled (default %(default)s)")
     p.set_defaults(run=_run_serve)
 
 
@@ -376,15 +399,28 @@ def _run_serve(args) -> int:
     import logging
 
     from .service.routes import Config
-    from .service.server import serve
+    from .service.server import Limits, serve
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
     if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
         raise UsageError("--port must be 0..65535 and --workers positive")
+    if args.max_resources < 1:
+        raise UsageError("--max-resources must be positive")
+    try:
+        limits = Limits(max_processing=args.max_processing, max_connections=args.max_connections,
+                        max_body=args.max_body, header_timeout_s=args.header_timeout,
+                        body_timeout_s=args.body_timeout, send_timeout_s=args.send_timeout,
+                        keepalive_s=args.keepalive_timeout, backlog=args.backlog, shutdown_s=args.shutdown_timeout)
+    except ValueError as exc:
+        raise UsageError(f"serve limits: {exc}") from None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
-    serve(Config(path=args.path, workers=args.workers), args.host, args.port)
+    try:
+        serve(Config(path=args.path, workers=args.workers, max_resources=args.max_resources), args.host, args.port,
+              limits, access_log=args.verbose)
+    except OSError as exc:   # the address is taken or cannot be bound
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
 
 
