@@ -83,7 +83,7 @@ class Limits:
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
-MAX_HEAD_BYTES = 64 << 10   # request line + headers (h11 answers 400 beyond)
+MAX_HEAD_BYTES = 64 << 10   # request line + headers (431 beyond)
 _SERVER_HEADER = (b"server", f"icesat2sr/{__version__}".encode())
 _SHUTDOWN = "server shutting down: request stopped"
 
@@ -93,17 +93,26 @@ def _error_body(message: str) -> bytes:
 
 
 class _Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on request heads (uvicorn has none: a client
-    dribbling a request line, or sending nothing at all, would hold its connection forever)."""
+    """uvicorn's h11 protocol, with
+
+    * a deadline on request heads (uvicorn has none: a client dribbling a request line, or
+      sending nothing at all, would hold its connection forever);
+    * a lingering close: an answer sent before the request was read whole (400, 408, 413, 431)
+      is followed by a half-close, and what the client still sends is read and dropped for a
+      moment. Closing at once would reset the connection and the client could lose the answer.
+    """
 
     header_timeout_s = 10.0
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self._head_timer: asyncio.TimerHandle | None = None
-        super().connection_made(transport)
+        self.draining = False
+        super().connection_made(_LingeringTransport(transport, self))
         self._watch_head()
 
     def data_received(self, data: bytes) -> None:
+        if self.draining:
+            return
         super().data_received(data)
         self._watch_head()
 
@@ -134,6 +143,35 @@ class _Protocol(H11Protocol):
         self.transport.close()
 
 
+LINGER_S = 2.0   # how long what a refused client still sends is read and dropped
+
+
+class _LingeringTransport:
+    """A transport whose ``close`` half-closes first (see :class:`_Protocol`)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol):
+        self._transport, self._protocol, self._closing = transport, protocol, False
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._protocol.draining = True
+        transport = self._transport
+        if transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.resume_reading()
+        transport.write_eof()   # after what is buffered: the client reads the whole answer
+        self._protocol.loop.call_later(LINGER_S, transport.close)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
 class App:
     """The ASGI application: body limits, the processing-request cap, streams and disconnects."""
 
@@ -148,6 +186,10 @@ class App:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
+        if len(scope["raw_path"]) + sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > MAX_HEAD_BYTES:
+            # h11 only bounds a head that arrives in pieces; one that arrives whole is measured here
+            await self._refuse(send, 431, f"request head over {MAX_HEAD_BYTES} bytes")
+            return
         body = await self._read_body(scope, receive, send)
         if body is None:
             return
