@@ -30,8 +30,8 @@ import logging
 import math
 import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -65,9 +65,14 @@ class TransientGranuleError(Icesat2srError):
 
 # ---------------------------------------------------------------------- ids and keys
 def new_job_id(kind: str) -> str:
-    """A job id, usable as a Step Functions execution name: ``atl06p-20260101T120000-1a2b3c4d``."""
+    """A job id, usable as a Step Functions execution name (<= 80 characters):
+    ``atl06p-20260101T120000-`` and 128 random bits (32 hex digits) from the OS's CSPRNG.
+
+    Holding a job's id is what lets a caller read its status and result URLs, so the id must not
+    be guessable: 128 bits (more than a random UUID's 122) make a guess hopeless.
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{ROUTE_OF.get(kind, kind)}-{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{ROUTE_OF.get(kind, kind)}-{stamp}-{secrets.token_hex(16)}"
 
 
 def check_job_id(job: str) -> str:
@@ -127,8 +132,11 @@ def route_config(env: Mapping[str, str] | None = None):
     from .routes import Config
 
     env = os.environ if env is None else env
+    from .routes import DEFAULT_MAX_RESOURCES
+
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
-                  workers=1, max_resources=int(env.get("MAX_GRANULES", "10000")), environment="icesat2sr-lambda")
+                  workers=1, max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
+                  environment="icesat2sr-lambda")
 
 
 # ---------------------------------------------------------------------- S3 helpers
@@ -181,12 +189,16 @@ def validate(kind: str, body: Mapping, config):
 
     Returns the parsed job (its ``resources`` empty when discovery is left to the orchestrator).
     """
-    from .routes import parse_job
+    from .routes import parse_job, require_query
 
     request = dict(body)
-    if _named_resources(request) is None:
+    discovered = _named_resources(request) is None
+    if discovered:
         request["resources"] = []
-    return parse_job(kind, request, config)
+    job = parse_job(kind, request, config)
+    if discovered:
+        require_query(job.parms)
+    return job
 
 
 def _named_resources(request: Mapping) -> list | None:

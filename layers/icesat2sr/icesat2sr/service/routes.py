@@ -403,9 +403,7 @@ def discover(parms: Parms, asset: Asset, limit: int | None = None) -> list[str]:
     an empty request does not list a whole bucket. More than ``limit`` matches is a
     :class:`BadRequest` saying how to split the request.
     """
-    if not any(getattr(parms, key) for key in _FILTERS):
-        raise BadRequest("no granules named and no query: name them in \"resources\" or select them with "
-                         f"{', '.join(_FILTERS)}")
+    require_query(parms)
     try:
         from ..discovery.find import find_granules
     except ImportError:
@@ -415,6 +413,13 @@ def discover(parms: Parms, asset: Asset, limit: int | None = None) -> list[str]:
     if limit is not None:
         _check_count(len(names), limit, "granules match the query")
     return names
+
+
+def require_query(parms: Parms) -> None:
+    """A discovery query must select something: an empty one would list a whole bucket."""
+    if not any(getattr(parms, key) for key in _FILTERS):
+        raise BadRequest("no granules named and no query: name them in \"resources\" or select them with "
+                         f"{', '.join(_FILTERS)}")
 
 
 def stream_job(job: Job, config: Config) -> Iterator[bytes]:
