@@ -113,7 +113,8 @@ class Settings:
     state_machine_arn: str | None = None
     orchestrator: str | None = None
     worker_memory_mb: int = 2048
-    url_expiry_s: int = 3600
+    url_expiry_s: int = 300
+    writer_role_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,7 +125,8 @@ class Settings:
         return cls(bucket=bucket, state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
                    orchestrator=env.get("ORCHESTRATOR_FUNCTION") or None,
                    worker_memory_mb=int(env.get("WORKER_MEMORY_MB", "2048")),
-                   url_expiry_s=int(env.get("RESULT_URL_EXPIRY_S", "3600")))
+                   url_expiry_s=int(env.get("RESULT_URL_EXPIRY_S", "300")),
+                   writer_role_arn=env.get("JOB_WRITER_ROLE_ARN") or None)
 
 
 def route_config(env: Mapping[str, str] | None = None):
@@ -149,6 +151,33 @@ def client(name: str):
         import boto3
         _clients[name] = boto3.client(name)
     return _clients[name]
+
+
+def job_policy(bucket: str, job: str, partition: str = "aws") -> dict:
+    """The session policy of a worker's writes: its own job's prefix, nothing else."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ThisJobOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Resource": f"arn:{partition}:s3:::{bucket}/{job_prefix(job)}*"}]}
+
+
+def job_client(sts, settings: Settings, job: str):
+    """An S3 client that can read and write ``results/{job}/`` only.
+
+    It holds credentials of ``settings.writer_role_arn`` (JobWriterRole) for a session whose
+    policy is :func:`job_policy`: IAM intersects the two, so whatever key this process computes,
+    nothing outside the job's prefix can be written. Without a writer role (local runs, tests
+    without IAM) it is the default client.
+    """
+    if not settings.writer_role_arn:
+        return client("s3")
+    import boto3
+
+    partition = settings.writer_role_arn.split(":")[1]
+    creds = sts.assume_role(RoleArn=settings.writer_role_arn, RoleSessionName=f"job-{check_job_id(job)[-48:]}",
+                            Policy=json.dumps(job_policy(settings.bucket, job, partition)),
+                            DurationSeconds=900)["Credentials"]
+    return boto3.client("s3", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"])
 
 
 def put_json(s3, bucket: str, key_: str, data: object) -> None:
