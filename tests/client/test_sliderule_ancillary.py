@@ -31,7 +31,8 @@ pytestmark = pytest.mark.client
 def requests(names, poly):
     both = [names[1], names[0]]
     return {
-        "atl06p_all": ("atl06p", both, {**ATL06, "atl03_geo_fields": GEO, "atl03_ph_fields": PH, "atl08_fields": ATL08}),
+        "atl06p_all": ("atl06p", both, {**ATL06, "atl03_geo_fields": GEO, "atl03_ph_fields": PH,
+                                        "atl08_fields": ATL08}),
         "atl03sp_all": ("atl03sp", both, {**ATL03, "poly": poly, "atl03_geo_fields": GEO, "atl03_ph_fields": PH,
                                           "atl08_fields": ATL08}),
         "doc_atl06p": ("atl06p", both, {**DOC, "atl03_geo_fields": ["ref_azimuth", "ref_elev"]}),
@@ -39,8 +40,8 @@ def requests(names, poly):
                                           "atl03_ph_fields": ["ph_id_channel"]}),
         "doc_atl03s": ("atl03s", both[:1], {**DOC, "poly": poly, "srt": 0, "cnf": 0,
                                            "atl03_ph_fields": ["ph_id_count"]}),
-        "ours_only": ("atl06p", both, {**ATL06, "atl03_corr_fields": ["geoid"], "atl03_bckgrd_fields": ["bckgrd_counts"],
-                                       "atl03_geo_fields": ["dac"]}),
+        "ours_only": ("atl06p", both, {**ATL06, "atl03_corr_fields": ["geoid"],
+                                       "atl03_bckgrd_fields": ["bckgrd_counts"], "atl03_geo_fields": ["dac"]}),
     }
 
 

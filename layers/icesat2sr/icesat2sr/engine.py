@@ -25,8 +25,17 @@ from .request.timeutil import delta_time_to_ns
 from .science import ancillary
 from .science.extents import make_extents
 from .science.fit import FitSettings, fit_extents
-from .science.records import (COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, concat_ancillary, elevation_rows,
-                              photon_rows, stack)
+from .science.records import (
+    COMPACT,
+    ELEVATION,
+    EXTENT,
+    PHOTON,
+    GranuleResult,
+    concat_ancillary,
+    elevation_rows,
+    photon_rows,
+    stack,
+)
 from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)

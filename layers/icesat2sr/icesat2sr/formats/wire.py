@@ -16,7 +16,7 @@ rows of :mod:`icesat2sr.science.records` (their dtypes ARE the wire layouts), so
 | ``conrec`` | a container: a result record and its ancillary records together |
 | ``ancfrec`` | one elevation's ancillary values (``ancfrec.field`` each: anc_type, index, datatype, 8 bytes) |
 | ``ancerec`` | one field's values for the photons of one extent |
-| ``ancfrec-icesat2sr`` / ``ancerec-icesat2sr`` | the same for ``atl03_corr_fields`` (anc_type 4) and ``atl03_bckgrd_fields`` (5) |
+| ``ancfrec-icesat2sr``, ``ancerec-icesat2sr`` | the same for ``atl03_corr_fields`` (4), ``atl03_bckgrd_fields`` (5) |
 """
 
 from __future__ import annotations
@@ -393,7 +393,8 @@ class Tables:
             fields = np.frombuffer(payload, dtype=ANCF_FIELD, count=n, offset=ANCF_HEAD.itemsize)
             for f in fields:
                 value = np.frombuffer(f["value"].tobytes(), dtype=NUMPY_TYPE[int(f["datatype"])], count=1)[0]
-                self.anc_values.setdefault((int(f["anc_type"]), int(f["field_index"])), {})[int(head["extent_id"])] = value
+                key = (int(f["anc_type"]), int(f["field_index"]))
+                self.anc_values.setdefault(key, {})[int(head["extent_id"])] = value
         elif rectype in ("ancerec", "ancerec-icesat2sr"):
             head = np.frombuffer(payload[:ANCE_HEAD.itemsize], dtype=ANCE_HEAD)[0]
             data = np.frombuffer(payload, dtype=NUMPY_TYPE[int(head["datatype"])], count=int(head["num_elements"]),

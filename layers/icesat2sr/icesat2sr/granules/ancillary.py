@@ -139,7 +139,7 @@ def read_land_segments(asset: Asset, atl08_name: str, beams: Sequence[str], runs
                             ResourceError.RESOURCE_DOES_NOT_EXIST) from None
     out = {}
     for b in beams:
-        lo, hi, beg, end = spans[b]
+        _, _, beg, end = spans[b]
         vals = {f: _column(_required(values.get(f"/{b}/{f.dataset}"), f, f"/{b}/{f.dataset}", atl08_name))
                 for f in fields}
         out[b] = {"beg": beg, "end": end, "values": vals}
