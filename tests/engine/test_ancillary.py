@@ -181,3 +181,29 @@ def test_results_with_ancillary_survive_the_lambda_format(granule):
         for key, values in result.ancillary.items():
             assert back.ancillary[key].dtype == values.dtype
             np.testing.assert_array_equal(back.ancillary[key], values)
+
+
+def test_cli_files_carry_the_ancillary_columns(granule, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from icesat2sr.cli import main as cli
+
+    asset, directory, name = granule
+    parms = {**BASE, "beams": ["gt1l"], "atl08_fields": ["canopy/h_canopy", "h_dif_ref%"],
+             "atl03_geo_fields": ["dem_h"]}
+    expected = process_granule(asset, name, Parms.from_dict(parms), "atl06").ancillary
+    for ext in ("h5", "csv", "parquet"):
+        out = tmp_path / f"out.{ext}"
+        assert cli(["atl06", name, "--path", str(directory), "--parms", json.dumps(parms), "-o", str(out), "-q",
+                    "--workers", "1"]) == 0
+        if ext == "h5":
+            with h5py.File(out) as f:
+                got = {n: f[n][:] for n in ("canopy/h_canopy", "h_dif_ref%", "dem_h")}
+        else:
+            frame = pd.read_csv(out) if ext == "csv" else pd.read_parquet(out)
+            got = {n: frame[n].to_numpy() for n in ("canopy/h_canopy", "h_dif_ref%", "dem_h")}
+        for key, values in expected.items():   # rows are time-sorted in files: compare sorted values
+            ours = np.sort(got[key.split(":", 2)[2]])
+            np.testing.assert_allclose(ours, np.sort(values), rtol=1e-9, equal_nan=True, err_msg=f"{ext} {key}")
