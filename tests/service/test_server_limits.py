@@ -1,7 +1,6 @@
 """The local server's limits: framing attacks, slow clients, busy servers, backlog, SIGTERM."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 from icesat2sr.service.routes import Config
 from icesat2sr.service.server import Limits, Server
 
-from .test_routes import _grandchildren, wait_for
+from .test_routes import _grandchildren, process_parents, wait_for
 
 LIMITS = Limits(max_processing=1, max_body=4096, header_timeout_s=0.5, body_timeout_s=0.5, keepalive_s=1.0,
                 send_timeout_s=5.0)
@@ -151,19 +150,16 @@ def test_sigterm_stops_open_streams_and_exits_cleanly(synth_dir, synth_names):
         stream = post(port, "/source/atl06p", {"resources": synth_names, "parms": SLOW})
         assert stream.recv(4096).startswith(b"HTTP/1.1 200")
 
-        def workers() -> set[int]:   # the server's grandchildren: forked by its forkserver
-            parents = _parents()
-            children = {p for p, pp in parents.items() if pp == proc.pid}
-            return {p for p, pp in parents.items() if pp in children}
+        def serving() -> set[int]:   # the server's grandchildren: forked by its forkserver
+            return _grandchildren(proc.pid)
 
-        serving = workers
         assert wait_for(lambda: len(serving()) >= 2, 10)
         serving_pids = serving()
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         assert time.monotonic() - started < 5            # the ~5 s of work was not waited for
-        assert wait_for(lambda: not (serving_pids & _alive()), 2)
+        assert wait_for(lambda: not (serving_pids & set(process_parents())), 2)
         rest = b""
         while chunk := stream.recv(65536):
             rest += chunk
@@ -173,18 +169,3 @@ def test_sigterm_stops_open_streams_and_exits_cleanly(synth_dir, synth_names):
         if proc.poll() is None:
             proc.kill()
 
-
-def _parents() -> dict[int, int]:
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    return parents
-
-
-def _alive() -> set[int]:
-    return set(_parents())

@@ -362,8 +362,22 @@ def _run_index(args) -> int:
 
 
 # ---------------------------------------------------------------------- serve
+_SERVE_LIMITS = [   # flag, Limits field, type, metavar, help
+    ("--max-processing", "max_processing", int, "N", "processing requests at once; more get 503 + Retry-After"),
+    ("--max-connections", "max_connections", int, "N", "open connections; more get 503"),
+    ("--max-body", "max_body", int, "BYTES", "largest request body; larger get 413"),
+    ("--header-timeout", "header_timeout_s", float, "S", "seconds to send a request head"),
+    ("--body-timeout", "body_timeout_s", float, "S", "seconds to send a request body"),
+    ("--send-timeout", "send_timeout_s", float, "S", "seconds a client may take to accept a chunk of a stream"),
+    ("--keepalive-timeout", "keepalive_s", float, "S", "seconds an idle connection is kept open"),
+    ("--backlog", "backlog", int, "N", "listen backlog"),
+    ("--shutdown-timeout", "shutdown_s", float, "S", "on SIGTERM, seconds open requests get before they are cancelled"),
+]
+
+
 def _add_serve(sub) -> None:
     from .service.routes import DEFAULT_MAX_RESOURCES
+    from .service.server import Limits
 
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
@@ -374,24 +388,9 @@ def _add_serve(sub) -> None:
     lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
     lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
                      help="granules one request may name or discover (default %(default)s)")
-    lim.add_argument("--max-processing", type=int, default=4, metavar="N",
-                     help="processing requests at once; more get 503 + Retry-After (default %(default)s)")
-    lim.add_argument("--max-connections", type=int, default=256, metavar="N",
-                     help="open connections; more get 503 (default %(default)s)")
-    lim.add_argument("--max-body", type=int, default=16 << 20, metavar="BYTES",
-                     help="largest request body; larger get 413 (default %(default)s)")
-    lim.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
-                     help="seconds to send a request head (default %(default)s)")
-    lim.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
-                     help="seconds to send a request body (default %(default)s)")
-    lim.add_argument("--send-timeout", type=float, default=60.0, metavar="S",
-                     help="seconds a client may take to accept a chunk of a stream (default %(default)s)")
-    lim.add_argument("--keepalive-timeout", type=float, default=5.0, metavar="S",
-                     help="seconds an idle connection is kept open (default %(default)s)")
-    lim.add_argument("--backlog", type=int, default=1024, metavar="N",
-                     help="listen backlog (default %(default)s)")
-    lim.add_argument("--shutdown-timeout", type=float, default=5.0, metavar="S",
-                     help="on SIGTERM, seconds open requests get before they are cancelled (default %(default)s)")
+    for flag, field, kind, metavar, text in _SERVE_LIMITS:
+        lim.add_argument(flag, dest=field, type=kind, default=getattr(Limits(), field), metavar=metavar,
+                         help=f"{text} (default %(default)s)")
     p.set_defaults(run=_run_serve)
 
 
@@ -408,10 +407,7 @@ def _run_serve(args) -> int:
     if args.max_resources < 1:
         raise UsageError("--max-resources must be positive")
     try:
-        limits = Limits(max_processing=args.max_processing, max_connections=args.max_connections,
-                        max_body=args.max_body, header_timeout_s=args.header_timeout,
-                        body_timeout_s=args.body_timeout, send_timeout_s=args.send_timeout,
-                        keepalive_s=args.keepalive_timeout, backlog=args.backlog, shutdown_s=args.shutdown_timeout)
+        limits = Limits(**{field: getattr(args, field) for _, field, *_ in _SERVE_LIMITS})
     except ValueError as exc:
         raise UsageError(f"serve limits: {exc}") from None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -423,7 +423,7 @@ _PARSERS = {
     "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
-    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0, lo_open=True),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
 }
 _NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",

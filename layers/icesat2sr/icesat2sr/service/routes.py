@@ -234,7 +234,7 @@ def _json(data: object, status: int = 200) -> Response:
 
 
 # ---------------------------------------------------------------------- small endpoints
-_CLIENT_VERSION = re.compile(r"v?(\d{1,4})\.(\d{1,4})\.(\d{1,4})(?!\d)", re.ASCII)
+_CLIENT_VERSION = re.compile(r"(?<!\d)v?(\d{1,4})\.(\d{1,4})\.(\d{1,4})(?!\d)", re.ASCII)
 
 
 def _version(request: dict, headers: dict, config: Config) -> Response:

@@ -79,8 +79,8 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+            if not 0 < value < 1e9:   # NaN and infinity included
+                raise ValueError(f"{name} must be a positive number below 1e9, got {value}")
 
 
 MAX_HEAD_BYTES = 64 << 10   # request line + headers (431 beyond)
