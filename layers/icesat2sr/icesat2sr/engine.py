@@ -39,6 +39,7 @@ from .granules.reader import BeamPlan, GranuleReader, with_photons
 from .request.errors import ResourceError
 from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
+from .science import ancillary
 from .science.extents import Extents, WalkState, assemble, segment_runs, walk_window
 from .science.fit import FitSettings, fit_extents
 from .science.records import GranuleResult, concat, elevation_rows, photon_rows
@@ -96,17 +97,24 @@ def fit_step(chunk: ChunkData) -> GranuleResult:
     settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
                            cnt=parms.cnt, ats=parms.ats)
     p = ext.photon
+    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the window
     fit = fit_extents(ext.offsets, ext.x_rel, beam.h_ph[p], ext.length, ext.velocity, ext.background_rate,
                       settings, photon=p, latitude=beam.lat_ph, longitude=beam.lon_ph,
-                      time_ns=_LazyTimes(beam.delta_time), y_atc=beam.dist_ph_across, delta_time=beam.delta_time)
-    return GranuleResult(beam.granule, "atl06", elevations=elevation_rows(beam, ext, fit, parms.compact))
+                      time_ns=_LazyTimes(beam.delta_time), y_atc=beam.dist_ph_across, delta_time=beam.delta_time,
+                      extras=ancillary.fit_inputs(anc, slice(None)) if anc else None)
+    rows = elevation_rows(beam, ext, fit, parms.compact)
+    columns = ancillary.extent_columns(anc, p, ext.offsets, ext.x_rel, fit, np.flatnonzero(fit["fitted"])) \
+        if anc else None
+    return GranuleResult(beam.granule, "atl06", elevations=rows, ancillary=columns)
 
 
 @kind_step("atl03s")
 def photon_step(chunk: ChunkData) -> GranuleResult:
     """Photon subsetting: extent headers and their photons."""
     head, photons, offsets = photon_rows(chunk.beam, chunk.extents, chunk.conf, chunk.yapc)
-    return GranuleResult(chunk.beam.granule, "atl03s", extents=head, photons=photons, offsets=offsets)
+    anc = chunk.beam.extra.get("ancillary")
+    return GranuleResult(chunk.beam.granule, "atl03s", extents=head, photons=photons, offsets=offsets,
+                         ancillary=ancillary.photon_columns(anc, chunk.extents.photon) if anc else None)
 
 
 class _LazyTimes:
@@ -178,6 +186,8 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     parts.sort(key=lambda part: (part.beam, part.seq))
     result = concat([p.result for p in parts], kind, compact=parms.compact)
     result.granule = resource
+    if result.ancillary is None and parms.ancillary:
+        result.ancillary = ancillary.empty_columns(parms)
     result.stats = stats
     return result
 
@@ -464,7 +474,9 @@ class _Window:
         self.task, self.a, self.b = task, a, b
         self.context = context          # photons read before a and after b
         lo, hi = context[0], context[0] + (b - a)
-        inner = {k: v[lo:hi] for k, v in photons.items()}
+        inner = {k: v[lo:hi] for k, v in photons.items() if k != "extra"}
+        if "extra" in photons:
+            inner["extra"] = {"ancillary": {f: v[lo:hi] for f, v in photons["extra"]["ancillary"].items()}}
         self.photons = photons
         self.beam = with_photons(c.plan.segments, inner)
         r0, r1 = c.run

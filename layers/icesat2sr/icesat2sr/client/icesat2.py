@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ..formats import wire
+from ..granules.ancillary import requested_fields
 from ..granules.assets import check_resource_name, resolve_asset
 from ..request.errors import Icesat2srError, ParameterError
 from ..request.params import Parms
@@ -63,7 +64,8 @@ _session = _Session()
 
 def init(url: str | None = None, verbose: bool = False, loglevel: int = logging.INFO, organization: object = None,
          *, path: str | None = None, asset: str | None = None, max_workers: int | None = None,
-         rqst_timeout: tuple[float, float | None] = (10.0, None), **_ignored) -> bool:
+         rqst_timeout: tuple[float, float | None] = (10.0, None), auth: object = None, api_key: str | None = None,
+         **_ignored) -> bool:
     """Choose where requests run.
 
     Parameters
@@ -83,6 +85,11 @@ def init(url: str | None = None, verbose: bool = False, loglevel: int = logging.
         Embedded: processes (default all cores); remote: parallel requests (default 4).
     rqst_timeout : (float, float or None)
         Remote: (connect, read) timeouts in seconds; read None waits as long as granules take.
+    auth : requests auth, optional
+        Remote: e.g. :class:`icesat2sr.client.auth.SigV4` for a deployment that requires IAM
+        (template.yaml's default).
+    api_key : str, optional
+        Remote: the ``x-api-key`` of a deployment made with ``ApiAuth=API_KEY``.
 
     Returns
     -------
@@ -105,7 +112,11 @@ def init(url: str | None = None, verbose: bool = False, loglevel: int = logging.
     base = url.rstrip("/")
     if "://" not in base:
         base = "http://" + base
-    _session = _Session(url=base, workers=max_workers, timeout=tuple(rqst_timeout), http=requests.Session())
+    http = requests.Session()
+    http.auth = auth
+    if api_key:
+        http.headers["x-api-key"] = api_key
+    _session = _Session(url=base, workers=max_workers, timeout=tuple(rqst_timeout), http=http)
     info = _get_json("version", {})
     log.info("connected to %s (server %s)", base, info.get("server", {}).get("version"))
     return True
@@ -403,7 +414,7 @@ def _remote_each(kind: str, endpoint: str, parm: dict, resources: list[str], wor
     def one(name: str) -> GranuleResult:
         try:
             response = _post(endpoint, {"resource": name, "parms": parm})
-            return _collect(kind, name, response, bool(parm.get("compact")))
+            return _collect(kind, name, response, parm)
         except RequestError as exc:
             return GranuleResult(name, kind, error=(wire.ERROR, str(exc)))
 
@@ -419,7 +430,7 @@ def _remote_each(kind: str, endpoint: str, parm: dict, resources: list[str], wor
                 future.cancel()
 
 
-def _collect(kind: str, name: str, response, compact: bool) -> GranuleResult:
+def _collect(kind: str, name: str, response, parm: dict) -> GranuleResult:
     """One granule's stream -> result (error = the first error exceptrec when no rows came)."""
     tables = wire.Tables()
     error = None
@@ -431,7 +442,7 @@ def _collect(kind: str, name: str, response, compact: bool) -> GranuleResult:
                 error = (message.code, message.text)
     if error is not None and tables.empty:
         return GranuleResult(name, kind, error=error)
-    return tables.result(name, kind, compact)
+    return tables.result(name, kind, bool(parm.get("compact")), requested_fields(Parms.from_dict(parm)))
 
 
 def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
@@ -457,7 +468,7 @@ def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
         if errors and tables.empty:
             result = GranuleResult(granule, kind, error=errors[0])
         else:
-            result = tables.result(granule, kind, bool(parm.get("compact")))
+            result = tables.result(granule, kind, bool(parm.get("compact")), requested_fields(Parms.from_dict(parm)))
         result.stats["total"] = float(total)
         yield result
         tables, errors = wire.Tables(), []

@@ -11,7 +11,7 @@ any science runs on them: a granule with impossible values is rejected.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ..request.errors import ResourceError
 from ..request.names import BEAMS, parse_atl03_name
 from ..request.params import Parms
 from ..request.polygon import inside
+from . import ancillary
 from .assets import Asset
 from .atl08 import Atl08Classes
 from .beam import Beam
@@ -41,6 +42,7 @@ class BeamPlan:
 
     segments: Beam
     n_photons: int
+    land: dict | None = None     # ATL08 land segments of the run (ancillary atl08_fields)
 
     @property
     def beam(self) -> str:
@@ -82,10 +84,12 @@ class GranuleReader:
         self.parms = parms
         name = parse_atl03_name(resource)
         self._atl08: Atl08Classes | None = None
+        self._data: dict = {}
+        self.fields = ancillary.requested_fields(parms)
         self._h5: Granule | None = asset.open(resource)
         try:
-            self.beams = self._plan(name)
-            if parms.atl08_class and self.beams:
+            self.beams = self._plan(asset, name)
+            if (parms.atl08_class or parms.atl08_fields) and self.beams:
                 runs = {p.beam: (p.segments.segment_id, p.segments.segment_ph_cnt) for p in self.beams}
                 self._atl08 = Atl08Classes(asset, name.atl08, runs, resource)
         except BaseException:
@@ -108,7 +112,7 @@ class GranuleReader:
             self._h5 = None
 
     # ------------------------------------------------------------------ opening
-    def _plan(self, name) -> list[BeamPlan]:
+    def _plan(self, asset: Asset, name) -> list[BeamPlan]:
         h5, parms = self._h5, self.parms
         present = h5.groups("/")
         beams = [b for b in parms.selected_beams if b in present]
@@ -122,13 +126,14 @@ class GranuleReader:
             (s0, s1), _, _ = runs[b]
             reads += [Read(f"/{b}/geolocation/{d}", [(s0, s1)]) for d in _SEGMENT]
             reads += [Read(f"/{b}/bckgrd_atlas/{d}") for d in ("delta_time", "bckgrd_rate")]
-        data = h5.read(reads)
+        self._data = h5.read(reads + ancillary.atl03_reads(beams, runs, self.fields, photons=False))
+        land = ancillary.read_land_segments(asset, name.atl08, beams, runs, self._data, self.fields, self.resource)
         plans = []
         for b in beams:
             (s0, _), (p0, p1), counts = runs[b]
-            beam = _segment_beam(self.resource, b, name, sc_orient, data, counts, s0, p0)
+            beam = _segment_beam(self.resource, b, name, sc_orient, self._data, counts, s0, p0)
             check_segments(beam)
-            plans.append(BeamPlan(beam, p1 - p0))
+            plans.append(BeamPlan(beam, p1 - p0, land.get(b)))
         return plans
 
     # ------------------------------------------------------------------ photons
@@ -140,7 +145,8 @@ class GranuleReader:
         dict
             :class:`Beam` photon field -> array: the ``_PHOTON`` datasets, ``signal_conf_ph``
             ((n,) for one surface type, (n, 5) for ``srt = -1``), ``weight_ph`` (YAPC version 0)
-            and ``atl08_class`` (when the request filters on it), each of length ``b - a``.
+            and ``atl08_class`` (when ATL08 is needed), each of length ``b - a``; and, when the
+            request has ancillary fields, ``extra = {"ancillary": {AncField: values}}`` of those photons.
         """
         beam, parms = plan.segments, self.parms
         g, p0 = beam.beam, beam.first_photon
@@ -150,7 +156,8 @@ class GranuleReader:
         reads.append(Read(f"/{g}/heights/signal_conf_ph", [(lo, hi), cols]))
         if parms.yapc is not None and parms.yapc.version == 0:
             reads.append(Read(f"/{g}/heights/weight_ph", [(lo, hi)]))
-        data = self._h5.read(reads)
+        extra = ancillary.photon_reads(g, lo, hi, self.fields)
+        data = self._h5.read(reads + extra)
         out = {}
         for r in reads:
             values = data[r.path]
@@ -166,6 +173,12 @@ class GranuleReader:
         check_photons(self.resource, g, out)
         if self._atl08 is not None:
             out["atl08_class"] = self._classes(plan, a, b)
+        if self.fields:
+            window = with_photons(beam, out)
+            seg = np.searchsorted(np.cumsum(beam.segment_ph_cnt, dtype=np.int64), np.arange(a, b), side="right")
+            values = ancillary.photon_values(window, {**self._data, **{r.path: data[r.path] for r in extra}},
+                                             self.fields, plan.land, seg)
+            out["extra"] = {"ancillary": values}
         return out
 
     def _classes(self, plan: BeamPlan, a: int, b: int) -> np.ndarray:
@@ -205,10 +218,8 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         return [with_photons(p.segments, reader.photons(p, 0, p.n_photons)) for p in reader.beams]
 
 
-def with_photons(segments: Beam, photons: dict[str, np.ndarray]) -> Beam:
-    """A beam's segment arrays together with a window of its photons."""
-    from dataclasses import replace
-
+def with_photons(segments: Beam, photons: dict) -> Beam:
+    """A beam's segment arrays together with a window of its photons (:meth:`GranuleReader.photons`)."""
     return replace(segments, **photons)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -29,7 +30,6 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "atl03_geo_fields", "atl03_ph_fields", "atl03_corr_fields", "atl08_fields", "atl06_fields",
     "output", "samples", "raster", "region_mask", "phoreal", "fit", "cmr", "points_in_polygon",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
@@ -88,6 +88,17 @@ class Parms:
     sigma_r_max: float = 5.0
     compact: bool = False
     timeout: float | None = None
+    # request bounds and deadlines (SlideRule's RequestParameters; docs/parameters.md)
+    max_resources: int | None = None
+    rqst_timeout: float | None = None
+    node_timeout: float | None = None
+    read_timeout: float | None = None
+    # ancillary fields (docs/parameters.md "Ancillary fields"): dataset names per family
+    atl03_geo_fields: tuple[str, ...] | None = None
+    atl03_corr_fields: tuple[str, ...] | None = None
+    atl03_ph_fields: tuple[str, ...] | None = None
+    atl03_bckgrd_fields: tuple[str, ...] | None = None
+    atl08_fields: tuple[str, ...] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -115,6 +126,8 @@ class Parms:
                 raise ParameterError(str(key), "parameter names must be strings")
             if key in _IGNORED:
                 continue
+            if key == "atl06_fields":
+                raise ParameterError(key, ATL06_FIELDS_MESSAGE)
             if key in _UNSUPPORTED:
                 raise ParameterError(key, "is a SlideRule option that icesat2sr does not support")
             parse = _PARSERS.get(key)
@@ -173,9 +186,20 @@ class Parms:
         return out
 
     @property
+    def ancillary(self) -> bool:
+        """Whether any ancillary field is requested."""
+        return any(getattr(self, key) for key in ANCILLARY_KEYS)
+
+    @property
     def selected_beams(self) -> tuple[str, ...]:
         """Beams to process: ``beams`` restricted to ``track`` (0 = all tracks)."""
         return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
+
+    @property
+    def deadlines(self) -> tuple[float | None, float | None, float | None]:
+        """``(rqst, node, read)`` timeouts in seconds; each defaults to ``timeout`` (None: none)."""
+        return (_first(self.rqst_timeout, self.timeout), _first(self.node_timeout, self.timeout),
+                _first(self.read_timeout, self.timeout))
 
     @property
     def extent_length_m(self) -> float:
@@ -340,6 +364,38 @@ def _choice(choices: tuple[str, ...]):
     return parse
 
 
+# ---------------------------------------------------------------------- ancillary fields
+ANCILLARY_KEYS = ("atl03_ph_fields", "atl03_geo_fields", "atl08_fields", "atl03_corr_fields", "atl03_bckgrd_fields")
+"""Ancillary field families, in SlideRule's ``anc_type`` order (0 ph, 1 geo, 2 atl08), then ours (4 corr, 5 bckgrd)."""
+MAX_ANCILLARY_FIELDS = 64
+ATL06_FIELDS_MESSAGE = ("selects ATL06 standard-product fields (land_ice_segments), which only SlideRule's "
+                        "atl06s/atl06x subsetters of ATL06 granules return; icesat2sr computes ATL06-SR from ATL03: "
+                        "request ATL03 fields with atl03_geo_fields, atl03_corr_fields, atl03_ph_fields or "
+                        "atl03_bckgrd_fields, or ATL08 fields with atl08_fields")
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
+
+
+def _parse_fields(key: str, value: Any) -> tuple[str, ...] | None:
+    """A list of dataset names below the family's group (``canopy/h_canopy``; ``name%`` for atl08)."""
+    if not isinstance(value, list | tuple):
+        raise ParameterError(key, f"expected a list of dataset names, got {_kind(value)} {value!r}")
+    if len(value) > MAX_ANCILLARY_FIELDS:
+        raise ParameterError(key, f"has {len(value)} fields; at most {MAX_ANCILLARY_FIELDS} are supported")
+    out: list[str] = []
+    for name in value:
+        if not isinstance(name, str):
+            raise ParameterError(key, f"field names must be strings, got {_kind(name)} {name!r}")
+        bare = name[:-1] if key == "atl08_fields" and name.endswith("%") else name
+        if not _FIELD_NAME.match(bare):
+            suffix = " (a trailing % is allowed)" if key == "atl08_fields" else ""
+            raise ParameterError(key, f"'{name}' is not a dataset name like 'solar_elevation' or "
+                                      f"'canopy/h_canopy'{suffix}")
+        if name in out:
+            raise ParameterError(key, f"'{name}' is listed twice")
+        out.append(name)
+    return tuple(out) or None
+
+
 _PARSERS = {
     "asset": _parse_asset,
     "poly": _parse_poly,
@@ -367,9 +423,25 @@ _PARSERS = {
     "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
-    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0, lo_open=True),
+    **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout"}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
+             *ANCILLARY_KEYS}
+
+# ---- request bounds and deadlines (SlideRule's RequestParameters keys)
+MAX_TIMEOUT_S = 86400.0
+_PARSERS.update({
+    "max_resources": lambda k, v: _integer(k, v, 1, 1_000_000),
+    "rqst_timeout": lambda k, v: _number(k, v, 0.0, MAX_TIMEOUT_S, lo_open=True),
+    "node_timeout": lambda k, v: _number(k, v, 0.0, MAX_TIMEOUT_S, lo_open=True),
+    "read_timeout": lambda k, v: _number(k, v, 0.0, MAX_TIMEOUT_S, lo_open=True),
+})
+_NULLABLE |= {"max_resources", "rqst_timeout", "node_timeout", "read_timeout"}
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def defaults() -> dict[str, Any]:

@@ -46,6 +46,8 @@ _SE1 = (_HALF_C * SIGMA_XMIT) * (_HALF_C * SIGMA_XMIT)   # GCC folds pow(x, 2) t
 _DBL_MAX = np.finfo(np.float64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _TWO63 = 2.0**63
+_OUTPUTS = ("h_mean", "dh_fit_dx", "n_fit_photons", "pflags", "w_surface_window_final", "rms_misfit", "h_sigma",
+            "fitted", "in_fit")
 _TILE_ENTRIES = 1 << 17          # slots per tile: large enough to amortise numpy call overheads
 _WIDTHS_PER_OCTAVE = 4           # tile widths 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, ...
 
@@ -124,8 +126,9 @@ def fit_extents(
     y_atc : ndarray of float32, optional
         Across-track distance (m).
     extras : mapping of str to ndarray, optional
-        More photon fields fitted the same way (e.g. ancillary fields); float32 fields give
-        float32 centre values, others float64.
+        Further named photon columns (e.g. ancillary fields), fitted to the extent centre with the
+        final LSF weights like ``latitude``; returned under their names (float32 fields give
+        float32 values, others float64). Names of the outputs above are refused.
     photon : ndarray of int64, shape (N,), optional
         When given, the photon fields above are per photon (not per entry) and entry ``i`` is
         photon ``photon[i]``; they are only read at the photons of the final sets (any object
@@ -208,8 +211,8 @@ def _fields(latitude, longitude, time_ns, y_atc, delta_time, extras, photon, n_e
             fields[name] = _Field(values if photon is not None else np.asarray(values), photon, kind,
                                   np.dtype(dtype))
     for name, values in (extras or {}).items():
-        if name in fields:
-            raise ValueError(f"extra field {name!r} is already fitted")
+        if name in named or name in _OUTPUTS:
+            raise ValueError(f"extras: {name!r} is a reserved output name")
         dtype = np.float32 if getattr(values, "dtype", None) == np.float32 else np.float64
         fields[name] = _Field(values if photon is not None else np.asarray(values), photon, "float",
                               np.dtype(dtype))

@@ -13,6 +13,7 @@ number keeps its unit and dtype across Lambda, S3 and HTTP boundaries.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import msgpack
@@ -160,6 +161,8 @@ class GranuleResult:
 
     ``kind`` is ``atl06`` (``elevations``) or ``atl03s`` (``extents``, ``photons``, ``offsets``).
     ``error`` holds ``(code, message)`` when the granule failed (other tables then empty).
+    ``ancillary`` holds the requested ancillary fields, one array per field (keys from
+    :func:`icesat2sr.science.ancillary.column_key`) aligned with ``elevations`` or ``photons``.
     """
 
     granule: str
@@ -170,6 +173,7 @@ class GranuleResult:
     offsets: np.ndarray | None = None
     error: tuple[int, str] | None = None
     stats: dict = field(default_factory=dict)
+    ancillary: dict[str, np.ndarray] | None = None
 
     @property
     def rows(self) -> int:
@@ -206,26 +210,51 @@ def _dtype_from(d: dict) -> np.dtype:
     return np.dtype([(n, np.dtype(d["columns"][n]["dtype"])) for n in names])
 
 
-def pack(result: GranuleResult) -> bytes:
-    """Serialise a result to msgpack (columnar numpy buffers; lossless)."""
+def pack(result: GranuleResult, part: tuple[int, int] | None = None) -> bytes:
+    """Serialise a result to msgpack (columnar numpy buffers; lossless).
+
+    ``part = (beam, seq)`` marks a partial result of a granule (``icesat2sr.engine.iter_granule``):
+    the packed parts of a granule, concatenated and closed by its packed (table-less) result, are
+    what :func:`unpack` merges back into the granule's result.
+    """
     body = {"format": "icesat2sr-result/1", "granule": result.granule, "kind": result.kind,
             "error": list(result.error) if result.error else None, "stats": result.stats}
+    if part is not None:
+        body["part"] = list(part)
     for name in _TABLES:
         value = getattr(result, name)
         if value is not None:
             body[name] = _pack_array(value)
+    if result.ancillary is not None:
+        body["ancillary"] = [[key, _pack_array(np.ascontiguousarray(v))] for key, v in result.ancillary.items()]
     return msgpack.packb(body, use_bin_type=True)
 
 
 def unpack(data: bytes) -> GranuleResult:
-    """Inverse of :func:`pack`."""
-    body = msgpack.unpackb(data, raw=False)
-    if not isinstance(body, dict) or body.get("format") != "icesat2sr-result/1":
+    """Inverse of :func:`pack`; a granule's packed parts and closing result give the whole result."""
+    bodies = list(msgpack.Unpacker(io.BytesIO(data), raw=False, max_buffer_size=len(data) + 1))
+    if not bodies or not all(isinstance(b, dict) and b.get("format") == "icesat2sr-result/1" for b in bodies):
         raise ValueError("not an icesat2sr result")
+    results = [_result(b) for b in bodies]
+    if len(results) == 1:
+        return results[0]
+    last = results[-1]
+    parts = sorted(range(len(bodies) - 1), key=lambda i: tuple(bodies[i].get("part") or (0, 0)))
+    merged = concat([results[i] for i in parts], last.kind, compact=_compact(results))
+    merged.granule, merged.error, merged.stats = last.granule, last.error, last.stats
+    return merged
+
+
+def _result(body: dict) -> GranuleResult:
     tables = {name: _unpack_array(body[name]) for name in _TABLES if name in body}
     error = tuple(body["error"]) if body.get("error") else None
+    ancillary = {key: _unpack_array(v) for key, v in body["ancillary"]} if "ancillary" in body else None
     return GranuleResult(body["granule"], body["kind"], error=error, stats=body.get("stats") or {},
-                         **tables)
+                         ancillary=ancillary, **tables)
+
+
+def _compact(results: list[GranuleResult]) -> bool:
+    return any(r.elevations is not None and r.elevations.dtype == COMPACT for r in results)
 
 
 def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -233,10 +262,24 @@ def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
 
 
+def concat_ancillary(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
+    """Ancillary columns of several tables, stacked in order (None when none has any)."""
+    given = [p for p in parts if p is not None]
+    if not given:
+        return None
+    out = {}
+    for key in given[0]:
+        arrays = [p[key] for p in given]
+        filled = [a for a in arrays if len(a)] or arrays[:1]   # an empty part must not change the dtype
+        out[key] = np.concatenate(filled)
+    return out
+
+
 def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
     """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
+    merged.ancillary = concat_ancillary([r.ancillary for r in ok])
     if kind == "atl06":
         parts = [r.elevations for r in ok if r.elevations is not None]
         merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)

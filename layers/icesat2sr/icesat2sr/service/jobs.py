@@ -30,9 +30,9 @@ import logging
 import math
 import os
 import re
+import secrets
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..request.errors import Icesat2srError, ParameterError, ResourceError
@@ -65,9 +65,14 @@ class TransientGranuleError(Icesat2srError):
 
 # ---------------------------------------------------------------------- ids and keys
 def new_job_id(kind: str) -> str:
-    """A job id, usable as a Step Functions execution name: ``atl06p-20260101T120000-1a2b3c4d``."""
+    """A job id, usable as a Step Functions execution name (<= 80 characters):
+    ``atl06p-20260101T120000-`` and 128 random bits (32 hex digits) from the OS's CSPRNG.
+
+    Holding a job's id is what lets a caller read its status and result URLs, so the id must not
+    be guessable: 128 bits (more than a random UUID's 122) make a guess hopeless.
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{ROUTE_OF.get(kind, kind)}-{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{ROUTE_OF.get(kind, kind)}-{stamp}-{secrets.token_hex(16)}"
 
 
 def check_job_id(job: str) -> str:
@@ -108,7 +113,8 @@ class Settings:
     state_machine_arn: str | None = None
     orchestrator: str | None = None
     worker_memory_mb: int = 2048
-    url_expiry_s: int = 3600
+    url_expiry_s: int = 300
+    writer_role_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,7 +125,8 @@ class Settings:
         return cls(bucket=bucket, state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
                    orchestrator=env.get("ORCHESTRATOR_FUNCTION") or None,
                    worker_memory_mb=int(env.get("WORKER_MEMORY_MB", "2048")),
-                   url_expiry_s=int(env.get("RESULT_URL_EXPIRY_S", "3600")))
+                   url_expiry_s=int(env.get("RESULT_URL_EXPIRY_S", "300")),
+                   writer_role_arn=env.get("JOB_WRITER_ROLE_ARN") or None)
 
 
 def route_config(env: Mapping[str, str] | None = None):
@@ -127,8 +134,11 @@ def route_config(env: Mapping[str, str] | None = None):
     from .routes import Config
 
     env = os.environ if env is None else env
+    from .routes import DEFAULT_MAX_RESOURCES
+
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
-                  workers=1, max_resources=int(env.get("MAX_GRANULES", "10000")), environment="icesat2sr-lambda")
+                  workers=1, max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
+                  environment="icesat2sr-lambda")
 
 
 # ---------------------------------------------------------------------- S3 helpers
@@ -141,6 +151,34 @@ def client(name: str):
         import boto3
         _clients[name] = boto3.client(name)
     return _clients[name]
+
+
+def job_policy(bucket: str, job: str, partition: str = "aws") -> dict:
+    """The session policy of a worker's writes: its own job's prefix, nothing else."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ThisJobOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                                         "s3:AbortMultipartUpload"],
+        "Resource": f"arn:{partition}:s3:::{bucket}/{job_prefix(job)}*"}]}
+
+
+def job_client(sts, settings: Settings, job: str):
+    """An S3 client that can read and write ``results/{job}/`` only.
+
+    It holds credentials of ``settings.writer_role_arn`` (JobWriterRole) for a session whose
+    policy is :func:`job_policy`: IAM intersects the two, so whatever key this process computes,
+    nothing outside the job's prefix can be written. Without a writer role (local runs, tests
+    without IAM) it is the default client.
+    """
+    if not settings.writer_role_arn:
+        return client("s3")
+    import boto3
+
+    partition = settings.writer_role_arn.split(":")[1]
+    creds = sts.assume_role(RoleArn=settings.writer_role_arn, RoleSessionName=f"job-{check_job_id(job)[-48:]}",
+                            Policy=json.dumps(job_policy(settings.bucket, job, partition)),
+                            DurationSeconds=900)["Credentials"]
+    return boto3.client("s3", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"])
 
 
 def put_json(s3, bucket: str, key_: str, data: object) -> None:
@@ -181,12 +219,16 @@ def validate(kind: str, body: Mapping, config):
 
     Returns the parsed job (its ``resources`` empty when discovery is left to the orchestrator).
     """
-    from .routes import parse_job
+    from .routes import parse_job, require_query
 
     request = dict(body)
-    if _named_resources(request) is None:
+    discovered = _named_resources(request) is None
+    if discovered:
         request["resources"] = []
-    return parse_job(kind, request, config)
+    job = parse_job(kind, request, config)
+    if discovered:
+        require_query(job.parms)
+    return job
 
 
 def _named_resources(request: Mapping) -> list | None:
@@ -305,9 +347,9 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     """
     from dataclasses import replace
 
-    from ..engine import process_granule
+    from ..engine import iter_granule
     from ..granules.s3driver import transient_failures
-    from ..science.records import pack
+    from ..science.records import GranuleResult, pack
 
     started = time.perf_counter()
     job, granule = check_job_id(event["job"]), event["granule"]
@@ -316,24 +358,85 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     if credentials:
         asset = replace(asset, credentials=credentials)
     before = transient_failures()
-    result = process_granule(asset, granule, parms, kind)
-    transient = transient_failures() > before
-    result.stats["lambda_s"] = time.perf_counter() - started
-    result.stats["memory_mb"] = float(memory_mb)
+    stats: dict = {}
+    final = GranuleResult(granule, kind, stats=stats)
+
+    def packed() -> Iterator[bytes]:
+        """The granule's parts as they are computed, then its (table-less) result: never held whole."""
+        rows = 0
+        for part in iter_granule(asset, granule, parms, kind, stats=stats):
+            if part.result.error is not None:
+                final.error = part.result.error
+            elif part.result.rows:
+                rows += part.result.rows
+                yield pack(part.result, (part.beam, part.seq))
+        stats["rows"] = float(rows)
+        stats["lambda_s"] = time.perf_counter() - started
+        stats["memory_mb"] = float(memory_mb)
+        yield pack(final)
+
     bucket = ref["bucket"]
-    if transient:
-        reason = result.error[1] if result.error else "S3 reads failed transiently"
+    stored = upload_stream(s3, bucket, granule_key(job, granule), packed(),
+                           keep=lambda: transient_failures() == before)
+    if not stored:
+        reason = final.error[1] if final.error else "S3 reads failed transiently"
         put_json(s3, bucket, failure_key(job, granule), {"granule": granule, "code": -2, "reason": reason,
                                                           "transient": True})
         raise TransientGranuleError(f"{granule}: {reason}")
-    s3.put_object(Bucket=bucket, Key=granule_key(job, granule), Body=pack(result))
-    if result.error:
+    if final.error:
         put_json(s3, bucket, failure_key(job, granule),
-                 {"granule": granule, "code": result.error[0], "reason": result.error[1]})
+                 {"granule": granule, "code": final.error[0], "reason": final.error[1]})
     else:
         _delete_quietly(s3, bucket, failure_key(job, granule))  # a retry that succeeded
-    return {"granule": granule, "rows": result.rows, "error": list(result.error) if result.error else None,
-            "seconds": round(result.stats["lambda_s"], 3)}
+    return {"granule": granule, "rows": 0 if final.error else int(stats["rows"]),
+            "error": list(final.error) if final.error else None, "seconds": round(stats["lambda_s"], 3)}
+
+
+UPLOAD_PART = 8 << 20      # bytes per multipart upload part (S3's minimum is 5 MiB)
+
+
+def upload_stream(s3, bucket: str, key_: str, chunks: Iterable[bytes], keep: Callable[[], bool] = lambda: True,
+                  part_size: int = UPLOAD_PART) -> bool:
+    """Store a stream of bytes as one S3 object, holding at most about ``part_size`` at a time.
+
+    Small objects are one ``put_object``; larger ones a multipart upload. After the last chunk,
+    ``keep()`` decides: False drops the object (the upload is aborted) and returns False.
+    """
+    buffer, upload, parts = bytearray(), None, []
+    try:
+        for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= part_size:
+                if upload is None:
+                    upload = s3.create_multipart_upload(Bucket=bucket, Key=key_)["UploadId"]
+                etag = s3.upload_part(Bucket=bucket, Key=key_, UploadId=upload, PartNumber=len(parts) + 1,
+                                      Body=bytes(buffer))["ETag"]
+                parts.append({"ETag": etag, "PartNumber": len(parts) + 1})
+                buffer = bytearray()
+        if not keep():
+            raise _Dropped
+        if upload is None:
+            s3.put_object(Bucket=bucket, Key=key_, Body=bytes(buffer))
+            return True
+        if buffer:
+            etag = s3.upload_part(Bucket=bucket, Key=key_, UploadId=upload, PartNumber=len(parts) + 1,
+                                  Body=bytes(buffer))["ETag"]
+            parts.append({"ETag": etag, "PartNumber": len(parts) + 1})
+        s3.complete_multipart_upload(Bucket=bucket, Key=key_, UploadId=upload, MultipartUpload={"Parts": parts})
+        return True
+    except BaseException as exc:
+        if upload is not None:
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key_, UploadId=upload)
+            except Exception as abort_exc:  # the bucket's lifecycle rule cleans up what remains
+                log.warning("could not abort the upload of %s: %s", key_, abort_exc)
+        if isinstance(exc, _Dropped):
+            return False
+        raise
+
+
+class _Dropped(Exception):
+    """The stream was complete but is not to be kept."""
 
 
 def _delete_quietly(s3, bucket: str, key_: str) -> None:
