@@ -402,8 +402,8 @@ class _Task:
                 else math.ceil((parms.extent_length_m + parms.res) / 20.0)) + 2
         while True:
             end_segment = m if c.final else min(m, c.s1 + look)
-            final = end_segment >= m
             pb = max(int(ends[end_segment - 1]), min(state.first + 1, int(ends[-1])))
+            final = pb >= int(ends[-1])     # the window holds the run's last photon
             window = _Window.read(self, state.first, pb)
             t = time.perf_counter()
             walked = walk_window(window.run_beam, state.first, state, parms, final=final,

@@ -147,9 +147,9 @@ class FrameWriter:
         else:
             self.abort()
 
-    def write(self, rows: Rows) -> None:
-        """Append rows."""
-        if len(rows) == 0:
+    def write(self, rows: Rows | None) -> None:
+        """Append rows (None: nothing)."""
+        if rows is None or len(rows) == 0:
             return
         self.rows += len(rows)
         getattr(self, f"_write_{self.format[1:]}")(rows)

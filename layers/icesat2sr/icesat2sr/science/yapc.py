@@ -468,7 +468,7 @@ def yapc_window(yapc: Yapc, segment_dist_x: np.ndarray, segment_ph_cnt: np.ndarr
         i0 = (int(ends[s0 - 1]) if s0 else 0) - first
         i1 = int(ends[s1 - 1]) - first
         if not _scans_inside(segment_dist_x[w0:w1], counts[w0:w1], dist_ph_along, i0, i1, yapc.win_x / 2.0 + 1.0,
-                             w0 == 0, w1 == len(counts)):
+                             first == 0, first + n >= int(ends[-1])):
             return None
     else:
         n_head = min(int(counts.max()), int(ends[-1]))
