@@ -167,7 +167,6 @@ def check_output(path: Path) -> None:
 
 def _run_process(args) -> int:
     from .engine import run_many
-    from .formats.frames import result_frame, write
     from .granules.assets import check_resource_name, resolve_asset
     from .science.records import concat
 
@@ -190,11 +189,50 @@ def _run_process(args) -> int:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
     order = {name: i for i, name in enumerate(args.resources)}
     merged = concat(sorted(results, key=lambda r: order[r.granule]), args.kind, compact=parms.compact)
-    gdf = result_frame(merged)
-    write(gdf, args.output, parms.to_dict())
+    rows = write_result(merged, args.output, parms.to_dict())
     if not args.quiet:
-        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+        print_rows_summary(rows, args.kind, args.output, time.perf_counter() - started)
     return 0
+
+
+def write_result(merged, output: Path, parms: dict):
+    """Write a (merged) result's frame to ``output`` (the format of its extension), atomically.
+
+    The same file as ``frames.write(result_frame(merged))``, without building a GeoDataFrame
+    (no pandas for GeoParquet or HDF5). Returns the frame's rows.
+    """
+    from .formats.frames import frame_columns
+    from .formats.stream import FrameWriter, Rows
+
+    rows = Rows(*frame_columns(merged))
+    with FrameWriter(output, parms, empty=rows) as writer:
+        writer.write(rows)
+    return rows
+
+
+def print_rows_summary(rows, kind: str, output: Path, elapsed: float) -> None:
+    """Rows per beam, time span, elapsed time (as :func:`print_summary`, from numpy rows)."""
+    import numpy as np
+
+    what = "elevations" if kind.startswith("atl06") else "photons"
+    print(f"{len(rows)} {what} -> {output} ({elapsed:.1f} s)")
+    c = rows.columns
+    if len(rows) == 0:
+        return
+    span = rows.time_ns[[0, -1]].astype("datetime64[ns]")
+    print(f"time span: {span[0]} .. {span[1]} UTC")
+    if "gt" in c:
+        key, label, names = c["gt"].astype(np.int64), "gt", str
+    elif "track" in c:
+        key, label = c["track"].astype(np.int64) * 2 + c["pair"], "track/pair"
+        names = lambda k: f"{k // 2}/{k % 2}"                   # noqa: E731
+    else:
+        return
+    height = c["h_mean"] if "h_mean" in c else c["height"]
+    print(f"{label:>10} {'rows':>8} {'median_h':>10} {'min_h':>10} {'max_h':>10}")
+    for k in np.unique(key):
+        h = height[key == k]
+        print(f"{names(int(k)):>10} {len(h):>8} {np.median(h):>10.2f} {h.min():>10.2f} {h.max():>10.2f}")
 
 
 def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
@@ -295,7 +333,6 @@ def _run_discovered(args) -> int:
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
     from .engine import run_many
-    from .formats.frames import result_frame, write
     from .granules.assets import resolve_asset
     from .science.records import concat
 
@@ -318,15 +355,14 @@ def _run_discovered(args) -> int:
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
     merged = concat(sorted(results, key=lambda r: r.granule), args.kind, compact=parms.compact)
-    gdf = result_frame(merged)
-    write(gdf, args.output, parms.to_dict())
+    rows = write_result(merged, args.output, parms.to_dict())
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
     if not args.quiet:
-        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+        print_rows_summary(rows, args.kind, args.output, time.perf_counter() - started)
     return 0
 
 

@@ -158,7 +158,8 @@ class FrameWriter:
         """Finish the file and move it to the target (idempotent)."""
         if not self._done:
             if self._handle is None:
-                getattr(self, f"_write_{self.format[1:]}")(self.empty or empty_photon_rows())
+                empty = self.empty if self.empty is not None else empty_photon_rows()
+                getattr(self, f"_write_{self.format[1:]}")(empty)
             self._close_handle()
             os.replace(self._tmp, self.path)
             self._done = True
