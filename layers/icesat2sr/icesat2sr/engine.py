@@ -22,7 +22,7 @@ from .granules.reader import read_beams
 from .request.errors import ResourceError
 from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
-from .science import ancillary
+from .science import ancillary, xseries
 from .science.extents import make_extents
 from .science.fit import FitSettings, fit_extents
 from .science.records import (
@@ -32,6 +32,7 @@ from .science.records import (
     PHOTON,
     GranuleResult,
     concat_ancillary,
+    concat_frames,
     elevation_rows,
     photon_rows,
     stack,
@@ -39,12 +40,13 @@ from .science.records import (
 from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)
-KINDS = ("atl06", "atl03s")
+KINDS = ("atl06", "atl03s", "atl03x")
 BEAM_THREADS = max(1, min(6, os.cpu_count() or 1))
 
 
 def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
-    """Run ATL06-SR (``kind="atl06"``) or photon subsetting (``"atl03s"``) on one granule.
+    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``) or SlideRule's x-series
+    photon frame (``"atl03x"``, with its surface fit when the request has ``fit``) on one granule.
 
     Parameters
     ----------
@@ -54,7 +56,7 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         ATL03 granule name.
     parms : Parms
         Validated request parameters.
-    kind : {"atl06", "atl03s"}
+    kind : {"atl06", "atl03s", "atl03x"}
 
     Returns
     -------
@@ -113,10 +115,12 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     if parms.yapc is not None:
         from .science.yapc import yapc_scores
         yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
+    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
+    if kind == "atl03x":
+        return (_xseries_beam(beam, parms, conf, yapc, anc, stats, t),)
     mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
     extents = make_extents(beam, mask, parms)
     t = _timed(stats, "select_extents_s", t)
-    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
     if kind == "atl03s":
         rows = photon_rows(beam, extents, conf, yapc)
         return (*rows, ancillary.photon_columns(anc, extents.photon) if anc else None)
@@ -134,7 +138,27 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     return (rows, columns)
 
 
+def _xseries_beam(beam: Beam, parms: Parms, conf: np.ndarray, yapc: np.ndarray | None, anc: dict | None,
+                  stats: dict, t: float) -> dict[str, np.ndarray]:
+    """The atl03x frame of one beam: its selected photons, or their surface fit (``fit``)."""
+    podppd = None
+    if parms.podppd:
+        if beam.podppd_flag is None:
+            raise ResourceError(beam.granule, f"/{beam.beam}/geolocation/podppd_flag is missing "
+                                              "(request podppd 0 to use every photon)")
+        podppd = beam.podppd_flag[beam.photon_segment()]
+    keep = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd)
+    frame = xseries.photon_frame(beam, parms, conf, keep, yapc, anc)
+    t = _timed(stats, "select_extents_s", t)
+    if parms.fit is not None:
+        frame = xseries.surface_fit(frame, parms)
+        _timed(stats, "fit_s", t)
+    return frame
+
+
 def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
+    if kind == "atl03x":
+        return GranuleResult(resource, kind, frame=concat_frames([p[0] for p in parts]))
     if kind == "atl06":
         dtype = COMPACT if parms.compact else ELEVATION
         rows = stack([p[0] for p in parts], dtype)

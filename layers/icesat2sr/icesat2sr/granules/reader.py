@@ -134,6 +134,8 @@ def _run_reads(beams: Sequence[str], runs: dict, parms: Parms) -> list[Read]:
         reads += [Read(f"/{b}/heights/{d}", [(p0, p1)]) for d in _PHOTON]
         cols = (0, 5) if parms.srt == -1 else (parms.srt, parms.srt + 1)
         reads.append(Read(f"/{b}/heights/signal_conf_ph", [(p0, p1), cols]))
+        if parms.podppd:   # the x-series' geolocation quality filter (absent from old releases)
+            reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)], optional=True))
         if parms.yapc is not None and parms.yapc.version == 0:
             reads.append(Read(f"/{b}/heights/weight_ph", [(p0, p1)]))
         reads += [Read(f"/{b}/bckgrd_atlas/{d}") for d in ("delta_time", "bckgrd_rate")]
@@ -165,6 +167,7 @@ def _assemble(resource: str, b: str, name, sc_orient: int, data: dict, counts: n
         bckgrd_delta_time=data[f"/{b}/bckgrd_atlas/delta_time"].astype(np.float64, copy=False),
         bckgrd_rate=data[f"/{b}/bckgrd_atlas/bckgrd_rate"].astype(np.float32, copy=False),
         weight_ph=data.get(f"/{b}/heights/weight_ph"),
+        podppd_flag=data.get(f"/{b}/geolocation/podppd_flag"),
         first_segment=s0, first_photon=p0,
     )
 

@@ -30,7 +30,7 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "output", "samples", "raster", "region_mask", "phoreal", "fit", "cmr", "points_in_polygon",
+    "output", "samples", "raster", "region_mask", "phoreal", "cmr", "points_in_polygon",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
@@ -47,6 +47,19 @@ class Yapc:
     win_x: float = 15.0
     version: int = 3
     min_ph: int = 4
+
+
+@dataclass(frozen=True)
+class Fit:
+    """SlideRule's ``fit`` settings: the x-series surface fit (``atl03x``) runs when they are given.
+
+    The p-series (``atl06``/``atl06p``) reads the top-level ``maxi``, ``H_min_win`` and
+    ``sigma_r_max`` instead, as SlideRule does.
+    """
+
+    maxi: int = 5
+    H_min_win: float = 3.0
+    sigma_r_max: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,8 @@ class Parms:
     H_min_win: float = 3.0
     sigma_r_max: float = 5.0
     compact: bool = False
+    podppd: int = 0x01          # x-series: geolocation quality (podppd_flag) values to keep, one bit each
+    fit: Fit | None = None
     timeout: float | None = None
     # ancillary fields (docs/parameters.md "Ancillary fields"): dataset names per family
     atl03_geo_fields: tuple[str, ...] | None = None
@@ -173,7 +188,7 @@ class Parms:
                 continue
             if f.name == "poly":
                 value = [{"lon": lon, "lat": lat} for lon, lat in value]
-            elif f.name == "yapc":
+            elif f.name in ("yapc", "fit"):
                 value = asdict(value)
             elif isinstance(value, tuple):
                 value = list(value)
@@ -292,6 +307,23 @@ def _parse_yapc(key: str, value: Any) -> Yapc:
     return Yapc(**kw)
 
 
+def _parse_fit(key: str, value: Any) -> Fit:
+    if not isinstance(value, dict):
+        raise ParameterError(key, f"expected an object like {{\"maxi\": 5}}, got {_kind(value)}")
+    kw: dict[str, Any] = {}
+    for k, v in value.items():
+        sub = f"{key}.{k}"
+        if k == "maxi":
+            kw[k] = _integer(sub, v, 1, 1000)
+        elif k == "H_min_win":
+            kw[k] = _number(sub, v, 0.0, 10000.0)
+        elif k == "sigma_r_max":
+            kw[k] = _number(sub, v, 0.0, 10000.0, lo_open=True)
+        else:
+            raise ParameterError(sub, "unknown fit setting (known: maxi, H_min_win, sigma_r_max)")
+    return Fit(**kw)
+
+
 def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
     if not isinstance(value, list | tuple):
         raise ParameterError(key, f"expected a list of {{\"lon\", \"lat\"}} points, got {_kind(value)}")
@@ -402,6 +434,7 @@ _PARSERS = {
     "quality_ph": _parse_quality,
     "atl08_class": _parse_atl08,
     "yapc": _parse_yapc,
+    "fit": _parse_fit,
     "len": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "res": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "dist_in_seg": _boolean,
@@ -412,10 +445,11 @@ _PARSERS = {
     "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
+    "podppd": lambda k, v: _integer(k, v, 0, 255),
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "fit", "timeout",
              *ANCILLARY_KEYS}
 
 
@@ -424,4 +458,4 @@ def defaults() -> dict[str, Any]:
     return Parms().to_dict()
 
 
-__all__ = ["ParameterError", "Parms", "Yapc", "defaults"]
+__all__ = ["Fit", "ParameterError", "Parms", "Yapc", "defaults"]

@@ -66,12 +66,13 @@ def photon_confidence(signal_conf_ph: np.ndarray, srt: int, granule: str = "") -
 # ---------------------------------------------------------------------- the mask
 def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
                 atl08_class: np.ndarray | None = None, yapc_score: np.ndarray | None = None,
-                granule: str = "") -> np.ndarray:
+                granule: str = "", podppd_flag: np.ndarray | None = None) -> np.ndarray:
     """Photons passing every per-photon test of SPEC §4.7, in SlideRule's order.
 
-    cnf membership -> quality_ph membership -> ATL08 class membership (when
-    ``parms.atl08_class`` is set) -> ``yapc_score >= parms.yapc.score`` (when ``parms.yapc``
-    is set). Each value is validated only on photons that passed the earlier tests.
+    cnf membership -> quality_ph membership -> (x-series only) the photon's segment ``podppd_flag``
+    bit in ``parms.podppd`` -> ATL08 class membership (when ``parms.atl08_class`` is set) ->
+    ``yapc_score >= parms.yapc.score`` (when ``parms.yapc`` is set). Each value is validated only
+    on photons that passed the earlier tests.
 
     Parameters
     ----------
@@ -87,6 +88,9 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
         YAPC scores (:func:`icesat2sr.science.yapc.yapc_scores`); required when ``parms.yapc`` is set.
     granule : str
         Granule name for error messages.
+    podppd_flag : ndarray of int8, shape (N,), optional
+        Per photon, its segment's ``geolocation/podppd_flag`` (the x-series filter; applied when
+        given and ``parms.podppd`` is not 0).
 
     Returns
     -------
@@ -95,7 +99,8 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     Raises
     ------
     ResourceError
-        For a confidence outside -2..4, a quality outside 0..25 or a class outside 0..4.
+        For a confidence outside -2..4, a quality outside 0..25, a podppd flag outside 0..7 or a
+        class outside 0..4.
     ValueError
         If a stage is on but its array is missing, or the arrays differ in length.
     """
@@ -107,6 +112,11 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     quality = _stage_array(quality_ph, n, "quality_ph")
     _check_range(quality[keep], 0, NUM_PHOTON_QUALITY - 1, granule, "invalid atl03 photon quality")
     keep &= _member(quality, parms.quality_ph, 0, NUM_PHOTON_QUALITY - 1)
+
+    if podppd_flag is not None and parms.podppd:
+        flags = _stage_array(podppd_flag, n, "podppd_flag").astype(np.uint8)
+        _check_range(flags[keep], 0, 7, granule, "invalid POD/PPD flag")
+        keep &= (np.left_shift(1, np.minimum(flags, 7).astype(np.int64)) & parms.podppd) != 0
 
     if parms.atl08_class is not None:
         classes = _stage_array(atl08_class, n, "atl08_class")
