@@ -158,7 +158,8 @@ def _xseries_beam(beam: Beam, parms: Parms, conf: np.ndarray, yapc: np.ndarray |
 
 def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
     if kind == "atl03x":
-        return GranuleResult(resource, kind, frame=concat_frames([p[0] for p in parts]))
+        return GranuleResult(resource, kind, frame=concat_frames([p[0] for p in parts]) if parts
+                             else xseries.empty_frame(parms))
     if kind == "atl06":
         dtype = COMPACT if parms.compact else ELEVATION
         rows = stack([p[0] for p in parts], dtype)

@@ -9,7 +9,7 @@ row order as :func:`icesat2sr.formats.frames.result_frame` followed by :func:`ic
   PROJJSON, its bbox;
 * pandas metadata naming ``time`` (datetime64[ns], UTC) as the index, so pandas and GeoPandas
   restore the frame the official client builds;
-* the request parameters under the key ``icesat2sr``, like :func:`icesat2sr.formats.frames.write`.
+* the request parameters under the key ``sliderule``, as SlideRule's files (:mod:`icesat2sr.formats.output`).
 """
 
 from __future__ import annotations
@@ -49,35 +49,15 @@ def wkb_points(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, bytes]:
     return np.arange(len(lon) + 1, dtype=np.int64) * _WKB_POINT.itemsize, wkb.tobytes()
 
 
-def to_table(result: GranuleResult, parms: dict | None = None):
-    """A ``pyarrow.Table`` of the result with GeoParquet and pandas metadata."""
-    import pyarrow as pa
-
-    time_ns, columns, lon, lat = frame_columns(result)
-    offsets, data = wkb_points(lon, lat)
-    large = len(data) >= 2**31 - 1
-    geometry = pa.Array.from_buffers(pa.large_binary() if large else pa.binary(), len(lon),
-                                     [None, pa.py_buffer(offsets if large else offsets.astype(np.int32)),
-                                      pa.py_buffer(data)])
-    names, arrays = [], []
-    for name, values in columns.items():
-        names.append(name)
-        arrays.append(geometry if name == "geometry" else pa.array(values))
-    names.append("time")
-    arrays.append(pa.array(time_ns.view("datetime64[ns]"), type=pa.timestamp("ns")))
-    table = pa.Table.from_arrays(arrays, names=names)
-    bbox = [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())] if len(lon) else []
-    geo = {"version": GEOPARQUET_VERSION, "primary_column": "geometry",
-           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"], "crs": CRS_7912,
-                                    **({"bbox": bbox} if bbox else {})}},
-           "creator": {"library": "icesat2sr", "version": __version__}}
-    meta = {b"geo": json.dumps(geo).encode(), b"pandas": json.dumps(_pandas_metadata(table)).encode()}
-    if parms is not None:
-        meta[b"icesat2sr"] = json.dumps({"parms": parms}).encode()
-    return table.replace_schema_metadata(meta)
+def geo_metadata(bbox: list[float] | None = None) -> dict:
+    """GeoParquet 1.0 ``geo`` metadata of one WKB point column in EPSG:7912 (optional bbox)."""
+    column = {"encoding": "WKB", "geometry_types": ["Point"], "crs": CRS_7912, **({"bbox": bbox} if bbox else {})}
+    return {"version": GEOPARQUET_VERSION, "primary_column": "geometry", "columns": {"geometry": column},
+            "creator": {"library": "icesat2sr", "version": __version__}}
 
 
-def _pandas_metadata(table) -> dict:
+def pandas_metadata(schema, index: str) -> dict:
+    """pandas metadata naming ``index`` the frame index (how pandas and GeoPandas restore it)."""
     import pyarrow as pa
 
     def describe(field) -> dict:
@@ -90,11 +70,30 @@ def _pandas_metadata(table) -> dict:
         return {"name": field.name, "field_name": field.name, "pandas_type": kind, "numpy_type": numpy_type,
                 "metadata": None}
 
-    return {"index_columns": ["time"],
+    return {"index_columns": [index],
             "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
                                 "metadata": {"encoding": "UTF-8"}}],
-            "columns": [describe(f) for f in table.schema],
+            "columns": [describe(f) for f in schema],
             "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": "2.2.0"}
+
+
+def to_table(result: GranuleResult, parms: dict | None = None):
+    """A ``pyarrow.Table`` of the result with GeoParquet, pandas and ``sliderule`` metadata."""
+    from .output import file_metadata, result_table
+
+    table = result_table(result, geo=True)
+    lon, lat = _coordinates(result)
+    bbox = [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())] if len(lon) else None
+    meta = file_metadata(table.schema, result.kind, parms, geo=True)
+    meta[b"geo"] = json.dumps(geo_metadata(bbox)).encode()
+    return table.replace_schema_metadata(meta)
+
+
+def _coordinates(result: GranuleResult) -> tuple[np.ndarray, np.ndarray]:
+    if result.kind == "atl03x":
+        return result.frame["longitude"], result.frame["latitude"]
+    _, _, lon, lat = frame_columns(result)
+    return lon, lat
 
 
 def to_bytes(result: GranuleResult, parms: dict | None = None, compression: str = "zstd") -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ParameterError
 from .names import BEAMS
+from .output import Output, parse_output
 from .polygon import MAX_POLY_POINTS, validate_polygon
 from .timeutil import parse_utc
 
@@ -30,7 +31,7 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "output", "samples", "raster", "region_mask", "phoreal", "cmr", "points_in_polygon",
+    "samples", "raster", "region_mask", "phoreal", "cmr", "points_in_polygon",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
@@ -102,6 +103,7 @@ class Parms:
     compact: bool = False
     podppd: int = 0x01          # x-series: geolocation quality (podppd_flag) values to keep, one bit each
     fit: Fit | None = None
+    output: Output | None = None    # a server-written file (request/output.py)
     timeout: float | None = None
     # ancillary fields (docs/parameters.md "Ancillary fields"): dataset names per family
     atl03_geo_fields: tuple[str, ...] | None = None
@@ -188,8 +190,9 @@ class Parms:
                 continue
             if f.name == "poly":
                 value = [{"lon": lon, "lat": lat} for lon, lat in value]
-            elif f.name in ("yapc", "fit"):
-                value = asdict(value)
+            elif f.name in ("yapc", "fit", "output"):
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items()
+                         if v is not None}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -435,6 +438,7 @@ _PARSERS = {
     "atl08_class": _parse_atl08,
     "yapc": _parse_yapc,
     "fit": _parse_fit,
+    "output": parse_output,
     "len": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "res": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "dist_in_seg": _boolean,
@@ -449,7 +453,7 @@ _PARSERS = {
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "fit", "timeout",
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "fit", "output", "timeout",
              *ANCILLARY_KEYS}
 
 

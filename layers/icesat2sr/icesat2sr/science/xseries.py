@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..granules.ancillary import background_index
+from ..granules.ancillary import background_index, requested_fields
 from ..granules.beam import Beam
 from ..request.params import Parms
 from ..request.timeutil import delta_time_to_ns
@@ -114,6 +114,38 @@ def meta_columns(beam: Beam, n: int) -> dict[str, np.ndarray]:
     return {name: np.full(n, values[name], dtype=dtype) for name, dtype in META_COLUMNS.items()}
 
 
+def ancillary_names(frame: Mapping[str, np.ndarray]) -> list[str]:
+    """The ancillary columns of a photon frame (those that are not SlideRule's own)."""
+    own = {*PHOTON_COLUMNS, *META_COLUMNS, YAPC_COLUMN[0], ATL08_COLUMN[0]}
+    return [name for name in frame if name not in own]
+
+
+def empty_frame(parms: Parms) -> dict[str, np.ndarray]:
+    """The zero-row frame of a request (a granule without data): its columns and dtypes.
+
+    Ancillary columns, whose dataset type is not known without data, are float64.
+    """
+    columns = dict(FIT_COLUMNS if parms.fit is not None else PHOTON_COLUMNS)
+    if parms.fit is None and parms.yapc is not None:
+        columns[YAPC_COLUMN[0]] = YAPC_COLUMN[1]
+    if parms.fit is None and (parms.atl08_class is not None or parms.atl08_fields):
+        columns[ATL08_COLUMN[0]] = ATL08_COLUMN[1]
+    for field in requested_fields(parms):
+        columns.setdefault(column_name(field.name), "<f8")
+    columns.update(META_COLUMNS)
+    return {name: np.zeros(0, dtype=dtype) for name, dtype in columns.items()}
+
+
+def _extent_mean(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """SlideRule's ancillary value of an extent: the sum of its photons' values below FLT_MAX
+    (fills and NaN count as 0), in order, over the number of photons."""
+    v = values.astype(np.float64)
+    v = np.where(v < float(np.finfo(np.float32).max), v, 0.0)
+    extent = np.repeat(np.arange(len(count)), count)
+    with np.errstate(all="ignore"):
+        return np.bincount(extent, weights=v, minlength=len(count)) / count
+
+
 # ---------------------------------------------------------------------- fit
 def extent_bounds(x: np.ndarray, length: float, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SurfaceFitter's extents over photons at along-track positions ``x`` (frame order).
@@ -180,7 +212,9 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
     Returns
     -------
     dict of str to ndarray
-        :data:`FIT_COLUMNS` then :data:`META_COLUMNS`, one row per reported extent.
+        :data:`FIT_COLUMNS`, the frame's ancillary columns (per extent: the mean of its photons'
+        values, float64, as SlideRule's default reduction), then :data:`META_COLUMNS`, one row per
+        reported extent.
     """
     fit_parms = parms.fit
     x = frame["x_atc"]
@@ -212,6 +246,8 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
         "h_sigma": result["h_sigma"][rows],
     }
     out = {name: np.ascontiguousarray(out[name], dtype=dtype) for name, dtype in FIT_COLUMNS.items()}
+    for name in ancillary_names(frame):
+        out[name] = _extent_mean(frame[name][photon], count)[rows]
     for name, dtype in META_COLUMNS.items():
         out[name] = np.full(len(rows), frame[name][0] if len(frame[name]) else 0, dtype=dtype)
     return out

@@ -15,10 +15,16 @@ iterated, and closing the iterator stops the work (worker processes are terminat
 | ``/source/health``, ``/health`` | GET | ``{"healthy": true}`` |
 | ``/source/atl06``, ``/source/atl06p`` | POST | ``atl06rec`` stream |
 | ``/source/atl03s``, ``/source/atl03sp`` | POST | ``atl03rec`` stream |
+| ``/source/atl03x`` | POST | an output file (``output`` required): ``arrowrec`` records |
 | ``/source/indexer`` | POST | ``atl03rec.index`` stream |
 
 Errors in the request itself are HTTP 400 with ``{"error": ...}``; a granule that cannot be
 processed is an ``exceptrec`` inside a 200 stream, and the other granules still stream.
+
+With ``output`` (SlideRule's server-written file) the rows go to a file in the server's own scratch
+folder (:attr:`Config.scratch`, never a client-named server path) instead of records; when every
+granule is done the file is streamed back as ``arrowrec.meta``/``arrowrec.data`` (and
+``arrowrec.eof`` with ``with_checksum``) records naming the client's ``output.path``, then deleted.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ import multiprocessing
 import os
 import queue
 import re
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -88,6 +96,9 @@ class Config:
         Largest number of granules one request may name or discover.
     environment : str
         Reported by ``/source/version``.
+    scratch : str, optional
+        Folder for output files being written (default: a private folder made on first use
+        under the system's temporary folder).
     """
 
     asset: str = "atlas-local"
@@ -96,7 +107,15 @@ class Config:
     heartbeat_s: float = 0.5
     max_resources: int = 10000
     environment: str = "icesat2sr-local"
+    scratch: str | None = None
     started: float = field(default_factory=time.time)
+
+    def scratch_file(self, fmt: str) -> str:
+        """A fresh file name in the scratch folder (created private, 0700, on first use)."""
+        if self.scratch is None:
+            self.scratch = tempfile.mkdtemp(prefix="icesat2sr-output-")
+        os.makedirs(self.scratch, mode=0o700, exist_ok=True)
+        return os.path.join(self.scratch, f"{uuid.uuid4().hex}.{fmt}")
 
     def resolve(self, name: str | None) -> Asset:
         """The :class:`Asset` for a requested asset name (``icesat2`` = this deployment's)."""
@@ -276,7 +295,24 @@ def parse_job(kind: str, request: dict, config: Config) -> Job:
     timeout = request.get("timeout", checked.timeout)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
         raise ParameterError("timeout", f"must be a positive number of seconds, got {timeout!r}")
+    check_output(kind, checked)
     return Job(kind, asset, checked, names, timeout)
+
+
+def check_output(kind: str, parms: Parms, remote: bool = False) -> None:
+    """Where a request's results may go: ``atl03x`` only to an ``output`` file, ``s3://`` only
+    where the deployment writes S3 (``remote``: the serverless jobs).
+
+    Raises
+    ------
+    ParameterError
+    """
+    if kind == "atl03x" and parms.output is None:
+        raise ParameterError("output", "atl03x returns a file: give output {\"path\": ..., \"format\": ...} "
+                                       "(sliderule.run sets it)")
+    if parms.output is not None and parms.output.remote and not remote:
+        raise ParameterError("output.path", "s3:// output is written by the serverless deployment's jobs; "
+                                            "this server streams the file back: name a client-side path")
 
 
 def _resources(request: dict, parms: dict) -> list[str] | None:
@@ -312,9 +348,12 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
     """
     total = len(job.resources)
     yield wire.event_record(wire.INFO_LEVEL, f"{job.kind}: processing {total} granule(s)")
+    output = job.parms.output
+    writer = _output_writer(job, config) if output is not None else None
     if not total:
         yield wire.exception_record(wire.EMPTY_SUBSET, wire.WARNING_LEVEL, "no granules match the request")
-        return
+        if writer is None:
+            return
     done = 0
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
                            heartbeat_s=config.heartbeat_s, timeout=job.timeout)
@@ -329,12 +368,36 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 return
             else:
                 done += 1
-                yield from _coalesce(wire.result_records(item, done, total))
+                if writer is not None:
+                    writer.add(item)
+                yield from _coalesce(wire.result_records(item, done, total, rows=writer is None))
+        if writer is not None:
+            yield from _send_file(writer, output)
     except Exception as exc:  # a bug: end the stream cleanly (a broken stream makes clients retry)
         log.exception("%s stream failed", job.kind)
         yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error: {exc!r}")
     finally:
         results.close()
+        if writer is not None:
+            writer.abort()
+            writer.path.unlink(missing_ok=True)
+
+
+def _output_writer(job: Job, config: Config):
+    from ..formats.output import OutputWriter
+
+    output = job.parms.output
+    return OutputWriter(config.scratch_file(output.format), output.format, kind=job.kind, parms=job.parms.to_dict(),
+                        granules=job.resources, fields=output.fields, validate=output.with_validation)
+
+
+def _send_file(writer, output) -> Iterator[bytes]:
+    """Close the output file and stream it back as SlideRule does (the client writes ``output.path``)."""
+    path = writer.finish()
+    size = path.stat().st_size
+    yield wire.event_record(wire.INFO_LEVEL, f"output: {writer.rows} rows, {size} bytes of {output.format} "
+                                             f"to {output.path}")
+    yield from _coalesce(wire.file_records(path, output.path, checksum=output.with_checksum))
 
 
 def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -494,5 +557,6 @@ _ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
     "/source/atl03s": _process("atl03s"),
     "/source/atl06p": _process("atl06"),
     "/source/atl03sp": _process("atl03s"),
+    "/source/atl03x": _process("atl03x"),
     "/source/indexer": _indexer,
 }
