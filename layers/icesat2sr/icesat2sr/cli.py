@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .request.errors import Icesat2srError, ParameterError, ServiceError
+from .request.output import FORMATS as _OUTPUT_FORMATS
+
+FORMATS = (*_OUTPUT_FORMATS, "h5")
 
 EXIT_BAD_INPUT = 2
 
@@ -72,6 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
         _add_process(sub, kind)
     for kind in ("atl06p", "atl03sp"):
         _add_discovered(sub, kind)
+    _add_atl03x(sub)
     _add_index(sub)
     _add_demo(sub)
     _add_bench(sub)
@@ -117,7 +121,10 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asset", default="atlas-local", help="atlas-local (default), atlas-s3 or nsidc-s3")
     p.add_argument("--parms", default=None, metavar="JSON|@FILE", help="request parameters")
     p.add_argument("--poly", default=None, metavar="GEOJSON", help="region: a GeoJSON file")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output .parquet, .csv or .h5")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output file: .parquet (GeoParquet), .feather, .csv or .h5")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="file format instead of the extension's (e.g. parquet: no geometry column)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
@@ -152,26 +159,63 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
-def check_output(path: Path) -> None:
-    """Fail early (before any work) on an output we could not write."""
-    from .formats.frames import FORMATS
+def check_output(path: Path, fmt: str | None = None) -> str:
+    """Fail early (before any work) on an output we could not write; returns its format."""
+    from .formats.output import EXTENSIONS
 
-    if path.suffix.lower() not in FORMATS:
-        raise UsageError(f"output {path} must end in {', '.join(FORMATS)}")
+    if fmt is None and path.suffix.lower() not in EXTENSIONS:
+        raise UsageError(f"output {path} must end in {', '.join(sorted(EXTENSIONS))} (or give --format)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"output folder {parent} does not exist")
     if path.is_dir():
         raise UsageError(f"output {path} is a folder")
+    return fmt or EXTENSIONS[path.suffix.lower()]
+
+
+def write_results(results: list, kind: str, path: Path, fmt: str, parms, granules: list[str]) -> None:
+    """Write the granules' results (in ``granules`` order) through the shared file writers."""
+    from .formats.output import OutputWriter
+
+    order = {name: i for i, name in enumerate(granules)}
+    with OutputWriter(path, fmt, kind=kind, parms=parms.to_dict(), granules=granules) as writer:
+        for result in sorted(results, key=lambda r: order.get(r.granule, len(order))):
+            writer.add(result)
+
+
+def summary_frame(results: list, kind: str):
+    """Time, ground track and height of every row (for :func:`print_summary`)."""
+    import numpy as np
+    import pandas as pd
+
+    from .science.records import EXTENT, concat
+
+    ok = [r for r in results if r.error is None]
+    if kind == "atl03x":
+        frame = concat(ok, kind).frame or {}
+        height = "h_mean" if "h_mean" in frame else "height"
+        data = {"gt": frame.get("gt", np.zeros(0, np.uint8)), height: frame.get(height, np.zeros(0))}
+        time_ns = frame.get("time_ns", np.zeros(0, np.int64))
+    elif kind == "atl06":
+        rows = concat(ok, kind).elevations
+        data = {"gt": rows["gt"], "h_mean": rows["h_mean"]} if "gt" in rows.dtype.names else {"h_mean": rows["h_mean"]}
+        time_ns = rows["time"]
+    else:
+        merged = concat(ok, kind)
+        counts = np.diff(merged.offsets)
+        heads = merged.extents if len(merged.extents) else np.zeros(0, EXTENT)
+        data = {"track": np.repeat(heads["track"], counts), "pair": np.repeat(heads["pair"], counts),
+                "height": merged.photons["height"]}
+        time_ns = merged.photons["time"]
+    index = pd.Index(np.asarray(time_ns, dtype=np.int64).view("datetime64[ns]"), name="time")
+    return pd.DataFrame(data, index=index).sort_index()
 
 
 def _run_process(args) -> int:
     from .engine import run_many
-    from .formats.frames import result_frame, write
     from .granules.assets import check_resource_name, resolve_asset
-    from .science.records import concat
 
-    check_output(args.output)
+    fmt = check_output(args.output, args.format)
     parms = request_parms(args.parms, args.poly, args.asset)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
@@ -182,18 +226,16 @@ def _run_process(args) -> int:
     failed = [r for r in results if r.error]
     if failed:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
-    order = {name: i for i, name in enumerate(args.resources)}
-    merged = concat(sorted(results, key=lambda r: order[r.granule]), args.kind, compact=parms.compact)
-    gdf = result_frame(merged)
-    write(gdf, args.output, parms.to_dict())
+    names = list(dict.fromkeys(args.resources))
+    write_results(results, args.kind, args.output, fmt, parms, names)
     if not args.quiet:
-        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
 def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
     """Rows per beam, time span, elapsed time."""
-    what = "elevations" if kind.startswith("atl06") else "photons"
+    what = "elevations" if kind.startswith("atl06") else "rows" if kind == "atl03x" else "photons"
     print(f"{len(gdf)} {what} -> {output} ({elapsed:.1f} s)")
     if len(gdf) == 0:
         return
@@ -274,7 +316,15 @@ def _add_discovered(sub, kind: str) -> None:
     what = "ATL06-SR elevations" if kind == "atl06p" else "photon extents"
     p = sub.add_parser(kind, help=f"{what} for every granule the request selects (region, time, rgt...)")
     _add_request_options(p)
-    p.set_defaults(run=_run_discovered, kind={"atl06p": "atl06", "atl03sp": "atl03s"}[kind])
+    p.set_defaults(run=_run_discovered, kind={"atl06p": "atl06", "atl03sp": "atl03s"}[kind], resources=[])
+
+
+def _add_atl03x(sub) -> None:
+    p = sub.add_parser("atl03x", help="SlideRule's x-series photon frame (or its surface fit with a \"fit\" "
+                                      "parameter) for named granules, or those the request selects")
+    p.add_argument("resources", nargs="*", metavar="RESOURCE", help="ATL03 granule file names (none: discovery)")
+    _add_request_options(p)
+    p.set_defaults(run=_run_discovered, kind="atl03x")
 
 
 def _run_discovered(args) -> int:
@@ -283,16 +333,17 @@ def _run_discovered(args) -> int:
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
     from .engine import run_many
-    from .formats.frames import result_frame, write
-    from .granules.assets import resolve_asset
-    from .science.records import concat
+    from .granules.assets import check_resource_name, resolve_asset
 
-    check_output(args.output)
+    fmt = check_output(args.output, args.format)
     parms = request_parms(args.parms, args.poly, args.asset)
     asset = resolve_asset(args.asset, args.path)
     started = time.perf_counter()
-    names = find_granules(parms, asset)
-    if not args.quiet:
+    if args.resources:
+        names = [check_resource_name(r) for r in dict.fromkeys(args.resources)]
+    else:
+        names = find_granules(parms, asset)
+    if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
     results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
@@ -303,16 +354,14 @@ def _run_discovered(args) -> int:
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    merged = concat(sorted(results, key=lambda r: r.granule), args.kind, compact=parms.compact)
-    gdf = result_frame(merged)
-    write(gdf, args.output, parms.to_dict())
+    write_results(results, args.kind, args.output, fmt, parms, list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
     if not args.quiet:
-        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 

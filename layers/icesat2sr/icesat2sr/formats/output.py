@@ -77,7 +77,7 @@ def result_table(result: GranuleResult, *, geo: bool = True, fields: Sequence[st
         time_ns, columns, lon, lat = frame_columns(result)
         if not geo and "latitude" not in columns:
             columns = {k: v for k, v in columns.items() if k != "geometry"} | {"latitude": lat, "longitude": lon}
-        columns["time"] = time_ns
+        columns = {"time": time_ns, **columns}
         time_name = "time"
     if not geo:
         columns.pop("geometry", None)
@@ -228,12 +228,25 @@ class OutputWriter:
             self._schema = schema
             self._writer = _Hdf5Columns(self._tmp, schema, self.parms)
 
+    def _no_rows(self):
+        """The zero-row table of the request (no granule gave a row, or there were none)."""
+        from ..request.params import Parms
+        from ..science.records import concat
+        from ..science.xseries import empty_frame
+
+        parms = Parms.from_dict(dict(self.parms)) if self.parms else Parms()
+        if self.kind == "atl03x":
+            empty = GranuleResult("", self.kind, frame=empty_frame(parms))
+        else:
+            empty = concat([], self.kind, compact=parms.compact)
+        return result_table(empty, geo=self.format == "geoparquet", fields=self.fields)
+
     # ------------------------------------------------------------------ closing
     def finish(self) -> Path:
         """Close the file and move it to its name (idempotent); returns the path."""
         if not self._done:
             if self._writer is None:
-                self._write(self._empty if self._empty is not None else _no_rows())
+                self._write(self._empty if self._empty is not None else self._no_rows())
             self._writer.close()
             self._done = True
             os.replace(self._tmp, self.path)
@@ -296,12 +309,6 @@ class _Hdf5Columns:
 
     def close(self) -> None:
         self.h5.close()
-
-
-def _no_rows():
-    import pyarrow as pa
-
-    return pa.table({"time": pa.array([], type=pa.timestamp("ns"))})
 
 
 __all__ = ["FORMATS", "OutputWriter", "file_metadata", "format_of", "result_table"]
