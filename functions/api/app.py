@@ -2,11 +2,13 @@
 
 Synchronous routes are :mod:`icesat2sr.service.routes` (the local server's code: same request parsing, same
 record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p`` and
-``/source/atl03sp`` start a job instead of streaming (202 + job id); ``GET /jobs/{id}`` reports it.
+``/source/atl03sp`` and ``/source/atl03x`` start a job instead of streaming (202 + job id); ``GET /jobs/{id}``
+reports it (with the job's ``output`` file, if the request named one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -41,7 +43,8 @@ def _sync() -> Response:
 
     event = app.current_event
     body = (event.decoded_body or "").encode()
-    response = routes.handle(event.http_method, event.path, dict(event.headers or {}), body, jobs.route_config())
+    config = dataclasses.replace(jobs.route_config(), output_files=False)   # no pyarrow here: files come from jobs
+    response = routes.handle(event.http_method, event.path, dict(event.headers or {}), body, config)
     return _answer(apigw.collect(response, event.path))
 
 
@@ -77,6 +80,11 @@ def atl06p() -> Response:
 @app.post("/source/atl03sp")
 def atl03sp() -> Response:
     return _submit("atl03sp")
+
+
+@app.post("/source/atl03x")
+def atl03x() -> Response:
+    return _submit("atl03x")
 
 
 @app.get("/jobs/<job_id>")

@@ -99,6 +99,12 @@ class Config:
     scratch : str, optional
         Folder for output files being written (default: a private folder made on first use
         under the system's temporary folder).
+    remote_output : str, optional
+        ``s3://bucket/prefix/`` under which requests may have their ``output`` written (uploaded,
+        then announced by an ``arrowrec.remote`` record); None: no ``s3://`` output.
+    output_files : bool
+        Whether the streaming endpoints write ``output`` files (the API Lambda, without pyarrow,
+        leaves them to its jobs).
     """
 
     asset: str = "atlas-local"
@@ -108,6 +114,8 @@ class Config:
     max_resources: int = 10000
     environment: str = "icesat2sr-local"
     scratch: str | None = None
+    remote_output: str | None = None
+    output_files: bool = True
     started: float = field(default_factory=time.time)
 
     def scratch_file(self, fmt: str) -> str:
@@ -295,13 +303,16 @@ def parse_job(kind: str, request: dict, config: Config) -> Job:
     timeout = request.get("timeout", checked.timeout)
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
         raise ParameterError("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    check_output(kind, checked)
+    if checked.output is not None and not config.output_files:
+        raise ParameterError("output", "this deployment writes output files in its jobs: POST the request to "
+                                       "/source/atl06p, /source/atl03sp or /source/atl03x")
+    check_output(kind, checked, config.remote_output)
     return Job(kind, asset, checked, names, timeout)
 
 
-def check_output(kind: str, parms: Parms, remote: bool = False) -> None:
+def check_output(kind: str, parms: Parms, remote_prefix: str | None = None) -> None:
     """Where a request's results may go: ``atl03x`` only to an ``output`` file, ``s3://`` only
-    where the deployment writes S3 (``remote``: the serverless jobs).
+    under the deployment's ``remote_prefix``.
 
     Raises
     ------
@@ -310,9 +321,13 @@ def check_output(kind: str, parms: Parms, remote: bool = False) -> None:
     if kind == "atl03x" and parms.output is None:
         raise ParameterError("output", "atl03x returns a file: give output {\"path\": ..., \"format\": ...} "
                                        "(sliderule.run sets it)")
-    if parms.output is not None and parms.output.remote and not remote:
-        raise ParameterError("output.path", "s3:// output is written by the serverless deployment's jobs; "
-                                            "this server streams the file back: name a client-side path")
+    if parms.output is None or not parms.output.remote:
+        return
+    if not remote_prefix:
+        raise ParameterError("output.path", "this server writes no s3:// output (it streams the file back): "
+                                            "name a client-side path")
+    if not parms.output.path.startswith(remote_prefix):
+        raise ParameterError("output.path", f"s3:// output must be under {remote_prefix}")
 
 
 def _resources(request: dict, parms: dict) -> list[str] | None:
@@ -392,12 +407,26 @@ def _output_writer(job: Job, config: Config):
 
 
 def _send_file(writer, output) -> Iterator[bytes]:
-    """Close the output file and stream it back as SlideRule does (the client writes ``output.path``)."""
+    """Close the output file and deliver it as SlideRule does: streamed back (the client writes
+    ``output.path``), or uploaded to its ``s3://`` path and announced by ``arrowrec.remote``."""
     path = writer.finish()
     size = path.stat().st_size
     yield wire.event_record(wire.INFO_LEVEL, f"output: {writer.rows} rows, {size} bytes of {output.format} "
                                              f"to {output.path}")
-    yield from _coalesce(wire.file_records(path, output.path, checksum=output.with_checksum))
+    if output.remote:
+        yield from upload_output(path, output)
+    else:
+        yield from _coalesce(wire.file_records(path, output.path, checksum=output.with_checksum))
+
+
+def upload_output(path: str | os.PathLike, output, s3=None) -> Iterator[bytes]:
+    """Upload a finished output file to its ``s3://`` path; yield the ``arrowrec.remote`` record."""
+    import boto3
+
+    bucket, key = output.s3_location()
+    size = os.path.getsize(path)
+    (s3 or boto3.client("s3")).upload_file(str(path), bucket, key)
+    yield wire.remote_record(output.path, size)
 
 
 def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
