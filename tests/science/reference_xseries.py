@@ -15,6 +15,8 @@ import h5py
 
 from .reference_fit import PRF, RDE, SIGMA_BEAM, SIGMA_XMIT, C, cmax, div, f32, fmod, to_int64
 
+FLT_MAX = 3.4028234663852886e38
+
 
 def unix_ns(delta_time: float) -> int:
     """ATLAS delta_time to Unix ns: SDP epoch in GPS seconds, GPS to Unix, 18 leap seconds."""
@@ -56,6 +58,14 @@ def photons(path: str, beam: str, srt: int, cnf: set[int], podppd: int = 1) -> l
             "atl03_cnf": conf, "quality_ph": 0, "ph_index": p,
         })
     return rows
+
+
+def _mean(values: list[float]) -> float:
+    total = 0.0
+    for v in values:
+        if float(v) < FLT_MAX:
+            total += float(v)
+    return total / len(values)
 
 
 def _lsf(pts: list[list[float]], rows: list[dict], final: bool, result: dict) -> None:
@@ -157,8 +167,13 @@ def _iterate(rows: list[dict], first: int, count: int, centre: float, length: fl
     return result
 
 
-def surface_fit(rows: list[dict], length: float, step: float, s: dict, pass_invalid: bool = False) -> list[dict]:
-    """SurfaceFitter::run over one beam's photon rows; ``s``: cnt, ats, maxi, H_min_win, sigma_r_max."""
+def surface_fit(rows: list[dict], length: float, step: float, s: dict, pass_invalid: bool = False,
+                extras: tuple[str, ...] = ()) -> list[dict]:
+    """SurfaceFitter::run over one beam's photon rows; ``s``: cnt, ats, maxi, H_min_win, sigma_r_max.
+
+    ``extras`` (ancillary columns of the rows) become the mean of the extent's photons' values,
+    a value at or above FLT_MAX (or NaN) counting as 0 (FieldColumn::mean).
+    """
     out = []
     n = len(rows)
     start = rows[0]["x_atc"] if n else 0.0
@@ -179,7 +194,8 @@ def surface_fit(rows: list[dict], length: float, step: float, s: dict, pass_inva
                             "photon_start": rows[i0]["ph_index"], "pflags": r["pflags"] | early,
                             "h_mean": f32(r["h_mean"]), "dh_fit_dx": f32(r["dh_fit_dx"]),
                             "w_surface_window_final": f32(r["window"]), "n_fit_photons": r["n_fit_photons"],
-                            "rms_misfit": f32(r["rms_misfit"]), "h_sigma": f32(r["h_sigma"])})
+                            "rms_misfit": f32(r["rms_misfit"]), "h_sigma": f32(r["h_sigma"]),
+                            **{name: _mean([rows[i][name] for i in range(i0, i1 + 1)]) for name in extras}})
         while i0 < n:
             start += step
             while i0 < n and rows[i0]["x_atc"] < start:

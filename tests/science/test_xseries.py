@@ -127,3 +127,32 @@ def test_missing_podppd_flag_fails_the_granule(synth_dir, synth_names, tmp_path)
     result = process_granule(asset, name, Parms.from_dict({"cnf": 1}), "atl03x")
     assert result.error is not None and "podppd_flag" in result.error[1]
     assert process_granule(asset, name, Parms.from_dict({"cnf": 1, "podppd": 0}), "atl03x").rows > 0
+
+
+def test_ancillary_columns_per_photon_and_per_extent(synth_dir, synth_names):
+    """Per photon: the photon's (heights) or its segment's (geolocation, geophys_corr) value; with the
+    fit, each extent's mean of its photons' values (SlideRule's default reduction)."""
+    import h5py
+
+    name, beam = synth_names[1], "gt2l"
+    base = {"srt": 3, "cnf": 1, "beams": [beam], "atl03_ph_fields": ["ph_id_channel"],
+            "atl03_geo_fields": ["solar_azimuth"], "atl03_corr_fields": ["dem_h"]}
+    ours = frame(synth_dir, name, base)
+    with h5py.File(synth_dir / name) as f:
+        channel = f[f"{beam}/heights/ph_id_channel"][:]
+        seg = {int(s): i for i, s in enumerate(f[f"{beam}/geolocation/segment_id"][:])}
+        azimuth, dem = f[f"{beam}/geolocation/solar_azimuth"][:], f[f"{beam}/geophys_corr/dem_h"][:]
+    rows = np.array([seg[int(s)] for s in ours["segment_id"]])
+    np.testing.assert_array_equal(ours["ph_id_channel"], channel[ours["ph_index"]])
+    np.testing.assert_array_equal(ours["solar_azimuth"], azimuth[rows])
+    np.testing.assert_array_equal(ours["dem_h"], dem[rows])
+    assert ours["ph_id_channel"].dtype == channel.dtype
+
+    fitted = frame(synth_dir, name, {**base, "fit": {}})
+    reference_rows = reference_photons(synth_dir, name, [beam], 3, 1)
+    for row, a, b, c in zip(reference_rows, ours["ph_id_channel"], ours["solar_azimuth"], ours["dem_h"], strict=True):
+        row.update(ph_id_channel=float(a), solar_azimuth=float(b), dem_h=float(c))
+    settings = {"cnt": 10, "ats": 20.0, "maxi": 5, "H_min_win": 3.0, "sigma_r_max": 5.0}
+    extras = ("ph_id_channel", "solar_azimuth", "dem_h")
+    rows = ref.surface_fit(reference_rows, 40.0, 20.0, settings, extras=extras)
+    assert_columns(fitted, rows, {**xseries.FIT_COLUMNS, **dict.fromkeys(extras, "<f8")})

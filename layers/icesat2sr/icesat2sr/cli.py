@@ -418,6 +418,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
     p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.add_argument("--scratch", default=None, metavar="DIR",
+                   help="folder for output files while they are written (default: a private temporary folder); "
+                        "a request's output.path is the client's, never written here")
+    p.add_argument("--s3-output", default=None, metavar="s3://BUCKET/PREFIX/",
+                   help="accept output.path under this S3 prefix: files are uploaded (boto3 credentials), "
+                        "not streamed back")
     p.set_defaults(run=_run_serve)
 
 
@@ -433,7 +439,12 @@ def _run_serve(args) -> int:
         raise UsageError("--port must be 0..65535 and --workers positive")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
-    serve(Config(path=args.path, workers=args.workers), args.host, args.port)
+    if args.s3_output is not None and not (args.s3_output.startswith("s3://") and args.s3_output.endswith("/")):
+        raise UsageError("--s3-output must look like s3://bucket/prefix/")
+    if args.scratch is not None and not Path(args.scratch).is_dir():
+        raise UsageError(f"scratch folder {args.scratch} does not exist")
+    serve(Config(path=args.path, workers=args.workers, scratch=args.scratch, remote_output=args.s3_output),
+          args.host, args.port)
     return 0
 
 
