@@ -9,8 +9,6 @@ CLI's ``atl03x``.
 """
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import geopandas
@@ -20,7 +18,7 @@ import pytest
 
 from icesat2sr.cli import main as cli
 
-from .test_sliderule_clients import ATL03, ATL06, CLIENTS, region, server_url  # noqa: F401
+from .test_sliderule_clients import ATL03, ATL06, CLIENTS, region, run_client, server_url  # noqa: F401
 
 SCRIPT = Path(__file__).with_name("sliderule_output_script.py")
 FORMATS = ("geoparquet", "parquet", "feather", "csv")
@@ -62,21 +60,13 @@ def run_cases(names, poly) -> dict:
 
 @pytest.fixture(scope="module", params=list(CLIENTS))
 def client(request, server_url, synth_names, region, tmp_path_factory):  # noqa: F811
-    python = CLIENTS[request.param]
-    if not python.exists():
-        pytest.fail(f"{python} is missing: run `make setup-clients`")
     d = tmp_path_factory.mktemp(f"output-{request.param}")
-    cases = file_cases(synth_names, region, d / "files")
     (d / "files").mkdir()
-    cases |= run_cases(synth_names, region)
-    (d / "cases.json").write_text(json.dumps(cases))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    done = subprocess.run([str(python), str(SCRIPT), server_url, str(d / "cases.json"), str(d / "out")],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads((d / "out" / "summary.json").read_text())
+    cases = file_cases(synth_names, region, d / "files") | run_cases(synth_names, region)
+    out = run_client(request.param, SCRIPT, server_url, cases, d)
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["client"] == f"v{request.param}"
-    return cases, summary, d / "out"
+    return cases, summary, out
 
 
 @pytest.fixture(scope="module")

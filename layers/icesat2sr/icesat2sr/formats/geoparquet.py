@@ -1,27 +1,20 @@
-"""GeoParquet from result tables with pyarrow alone (no pandas, GeoPandas or shapely).
+"""GeoParquet's pieces with pyarrow alone (no pandas, GeoPandas or shapely), for the file writers.
 
 The aggregator Lambda cannot carry GeoPandas and pandas (~150 MB with their libraries) beside the
-science layer, so it writes the file itself: the same columns, order, dtypes, ``time`` index and
-row order as :func:`icesat2sr.formats.frames.result_frame` followed by :func:`icesat2sr.formats.frames.write`
-(tests compare the two through ``geopandas.read_parquet``). The file carries
+science layer, so :mod:`icesat2sr.formats.output` writes GeoParquet itself from these:
 
-* GeoParquet 1.0 ``geo`` metadata: one WKB ``geometry`` column of 2-D points, CRS EPSG:7912 as
-  PROJJSON, its bbox;
-* pandas metadata naming ``time`` (datetime64[ns], UTC) as the index, so pandas and GeoPandas
-  restore the frame the official client builds;
-* the request parameters under the key ``sliderule``, as SlideRule's files (:mod:`icesat2sr.formats.output`).
+* WKB points (:func:`wkb_points`) and the GeoParquet 1.0 ``geo`` metadata of one ``geometry``
+  column, CRS EPSG:7912 as PROJJSON (:func:`geo_metadata`);
+* pandas metadata naming the time column the frame index (:func:`pandas_metadata`), so pandas and
+  GeoPandas restore the frame the official client builds (tests compare the two through
+  ``geopandas.read_parquet``).
 """
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 
 from .. import __version__
-from ..science.records import GranuleResult
-from .frames import frame_columns
 
 GEOPARQUET_VERSION = "1.0.0"
 # PROJJSON of EPSG:7912 (ITRF2014, geographic 3-D), as PROJ 9 gives it; tests check it with pyproj.
@@ -75,38 +68,3 @@ def pandas_metadata(schema, index: str) -> dict:
                                 "metadata": {"encoding": "UTF-8"}}],
             "columns": [describe(f) for f in schema],
             "creator": {"library": "pyarrow", "version": pa.__version__}, "pandas_version": "2.2.0"}
-
-
-def to_table(result: GranuleResult, parms: dict | None = None):
-    """A ``pyarrow.Table`` of the result with GeoParquet, pandas and ``sliderule`` metadata."""
-    from .output import file_metadata, result_table
-
-    table = result_table(result, geo=True)
-    lon, lat = _coordinates(result)
-    bbox = [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())] if len(lon) else None
-    meta = file_metadata(table.schema, result.kind, parms, geo=True)
-    meta[b"geo"] = json.dumps(geo_metadata(bbox)).encode()
-    return table.replace_schema_metadata(meta)
-
-
-def _coordinates(result: GranuleResult) -> tuple[np.ndarray, np.ndarray]:
-    if result.kind == "atl03x":
-        return result.frame["longitude"], result.frame["latitude"]
-    _, _, lon, lat = frame_columns(result)
-    return lon, lat
-
-
-def to_bytes(result: GranuleResult, parms: dict | None = None, compression: str = "zstd") -> bytes:
-    """The GeoParquet file of a (merged) result, in memory.
-
-    Examples
-    --------
-    >>> data = to_bytes(merged, parms)                     # doctest: +SKIP
-    >>> geopandas.read_parquet(io.BytesIO(data)).crs       # doctest: +SKIP
-    <Geographic 3D CRS: EPSG:7912>
-    """
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(to_table(result, parms), buffer, compression=compression)
-    return buffer.getvalue()

@@ -288,43 +288,34 @@ def _parse_srt(key: str, value: Any) -> int:
     return _enum_value(key, value, SRT_NAMES, "surface_type_", -1, 4)
 
 
-def _parse_yapc(key: str, value: Any) -> Yapc:
+def _settings(key: str, value: Any, what: str, example: str, parsers: dict) -> dict[str, Any]:
+    """A settings object (``yapc``, ``fit``): every key known, every value checked."""
     if not isinstance(value, dict):
-        raise ParameterError(key, f"expected an object like {{\"score\": 0}}, got {_kind(value)}")
+        raise ParameterError(key, f"expected an object like {example}, got {_kind(value)}")
     kw: dict[str, Any] = {}
     for k, v in value.items():
-        sub = f"{key}.{k}"
-        if k == "score":
-            kw[k] = _integer(sub, v, 0, 255)
-        elif k in ("knn", "min_ph"):
-            kw[k] = _integer(sub, v, 0, 10000)
-        elif k == "min_knn":
-            kw[k] = _integer(sub, v, 1, 10000)
-        elif k in ("win_h", "win_x"):
-            kw[k] = _number(sub, v, 0.0, 10000.0, lo_open=True)
-        elif k == "version":
-            kw[k] = _integer(sub, v, 0, 3)
-        else:
-            raise ParameterError(sub, "unknown YAPC setting (known: score, knn, min_knn, min_ph, "
-                                      "win_h, win_x, version)")
-    return Yapc(**kw)
+        parse = parsers.get(k)
+        if parse is None:
+            raise ParameterError(f"{key}.{k}", f"unknown {what} setting (known: {', '.join(parsers)})")
+        kw[k] = parse(f"{key}.{k}", v)
+    return kw
+
+
+_YAPC = {"score": lambda k, v: _integer(k, v, 0, 255), "knn": lambda k, v: _integer(k, v, 0, 10000),
+         "min_knn": lambda k, v: _integer(k, v, 1, 10000), "min_ph": lambda k, v: _integer(k, v, 0, 10000),
+         "win_h": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+         "win_x": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+         "version": lambda k, v: _integer(k, v, 0, 3)}
+_FIT = {"maxi": lambda k, v: _integer(k, v, 1, 1000), "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
+        "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True)}
+
+
+def _parse_yapc(key: str, value: Any) -> Yapc:
+    return Yapc(**_settings(key, value, "YAPC", '{"score": 0}', _YAPC))
 
 
 def _parse_fit(key: str, value: Any) -> Fit:
-    if not isinstance(value, dict):
-        raise ParameterError(key, f"expected an object like {{\"maxi\": 5}}, got {_kind(value)}")
-    kw: dict[str, Any] = {}
-    for k, v in value.items():
-        sub = f"{key}.{k}"
-        if k == "maxi":
-            kw[k] = _integer(sub, v, 1, 1000)
-        elif k == "H_min_win":
-            kw[k] = _number(sub, v, 0.0, 10000.0)
-        elif k == "sigma_r_max":
-            kw[k] = _number(sub, v, 0.0, 10000.0, lo_open=True)
-        else:
-            raise ParameterError(sub, "unknown fit setting (known: maxi, H_min_win, sigma_r_max)")
-    return Fit(**kw)
+    return Fit(**_settings(key, value, "fit", '{"maxi": 5}', _FIT))
 
 
 def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
