@@ -76,9 +76,9 @@ def test_atl06p_job_writes_the_requested_format(stack, synth_dir, tmp_path):
 
 @pytest.mark.parametrize("route, parms, needle", [
     ("api-atl03x.json", {"cnf": 1}, "output"),                                     # atl03x returns a file
-    ("api-atl03x.json", {"output": {"path": "s3://someone-else/x.parquet"}}, "outputs/"),
-    ("api-atl03sp.json", {"output": {"path": f"s3://{RESULTS_BUCKET}/results/x.parquet"}}, "outputs/"),
-    ("api-atl06.json", {"output": {"path": "x.parquet"}}, "/source/atl06p"),        # sync routes: no files here
+    ("api-atl03x.json", {"output": {"path": "s3://someone-else/x.parquet"}}, "results/outputs/"),
+    ("api-atl03sp.json", {"output": {"path": f"s3://{RESULTS_BUCKET}/results/x.parquet"}}, "results/outputs/"),
+    ("api-atl06.json", {"output": {"path": "x.parquet"}}, "atl06p, atl03sp or atl03x"),   # sync: no files here
 ])
 def test_output_requests_that_cannot_be_served_are_400(stack, route, parms, needle):
     event = load_event(route)
