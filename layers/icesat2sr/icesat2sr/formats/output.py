@@ -182,7 +182,8 @@ class OutputWriter:
         table = result_table(result, geo=self.format == "geoparquet", fields=self.fields,
                              srcid=self._srcid.get(result.granule, 0))
         if table.num_rows == 0:   # its dtypes may be placeholders: only used when nothing else comes
-            self._empty = self._empty or table
+            if self._empty is None:
+                self._empty = table
             return
         self._write(table)
 
@@ -198,10 +199,7 @@ class OutputWriter:
             table = table.cast(self._schema)
         if self.validate:
             table.validate(full=True)
-        if self.format in ("geoparquet", "parquet"):
-            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
-        else:
-            self._writer.write_table(table)
+        self._writer.write_table(table)   # Parquet: a row group per granule (at most pyarrow's 1 Mi rows)
         self.rows += table.num_rows
 
     def _open(self, schema) -> None:
