@@ -22,6 +22,9 @@ from .beam import Beam
 from .h5read import Granule, Read
 
 _ORIENT = {"backward": 0, "forward": 1, "transition": 2}
+# Rows of a granule's per-segment and per-50-shot tables: its longest span (~512 s) holds ~180 000
+# segments and ~100 000 background rates; a larger dimension is a corrupt dataspace.
+MAX_TABLE_ROWS = 1_000_000
 _SEGMENT = ("segment_id", "segment_dist_x", "delta_time", "velocity_sc", "solar_elevation")
 _PHOTON = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across", "quality_ph")
 
@@ -51,6 +54,8 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
     name = parse_atl03_name(resource)
     with asset.open(resource) as h5:
         present = h5.groups("/")
+        if present.isdisjoint(BEAMS):  # e.g. a corrupt root group: never an empty result in silence
+            raise ResourceError(resource, f"has no beam group ({', '.join(BEAMS)}): corrupt, or not an ATL03 granule")
         beams = [b for b in parms.selected_beams if b in present]
         if not beams:
             return []
@@ -84,9 +89,10 @@ def _sc_orient(h5: Granule, beam: str, has_orbit_info: bool) -> int:
 
 def _segment_runs(h5: Granule, beams: Sequence[str], parms: Parms) -> dict:
     """Per beam: ((s0, s1), (p0, p1), counts) of the first contiguous run in the region, or None."""
-    reads = [Read(f"/{b}/geolocation/segment_ph_cnt") for b in beams]
+    reads = [Read(f"/{b}/geolocation/segment_ph_cnt", max_rows=MAX_TABLE_ROWS) for b in beams]
     if parms.poly:
-        reads += [Read(f"/{b}/geolocation/reference_photon_{c}") for b in beams for c in ("lat", "lon")]
+        reads += [Read(f"/{b}/geolocation/reference_photon_{c}", max_rows=MAX_TABLE_ROWS)
+                  for b in beams for c in ("lat", "lon")]
     data = h5.read(reads)
     runs = {}
     for b in beams:
@@ -130,7 +136,7 @@ def _run_reads(beams: Sequence[str], runs: dict, parms: Parms) -> list[Read]:
         reads.append(Read(f"/{b}/heights/signal_conf_ph", [(p0, p1), cols]))
         if parms.yapc is not None and parms.yapc.version == 0:
             reads.append(Read(f"/{b}/heights/weight_ph", [(p0, p1)]))
-        reads += [Read(f"/{b}/bckgrd_atlas/{d}") for d in ("delta_time", "bckgrd_rate")]
+        reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
     return reads
 
 
