@@ -47,5 +47,5 @@ def test_a_stalled_or_dying_granule_fails_alone(synth_dir, workers):
                                     {"timeout": float("inf")}, {"timeout": "10"}])
 def test_bad_pool_arguments(synth_dir, kwargs):
     asset = Asset("atlas-local", "file", str(synth_dir))
-    with pytest.raises(ValueError, match="workers|timeout"):
+    with pytest.raises(ValueError, match=r"workers|timeout"):
         next(run_many(asset, [GOOD], Parms(), **kwargs))

@@ -98,7 +98,7 @@ def test_truncated_granule_fails_at_once(synth_dir, tmp_path, cut):
     source = sorted(synth_dir.glob("ATL03_*.h5"))[0].read_bytes()
     path = tmp_path / "cut.h5"
     path.write_bytes(source[:cut])
-    with pytest.raises(ResourceError, match="truncated or corrupt .*outside the file"):
+    with pytest.raises(ResourceError, match=r"truncated or corrupt .*outside the file"):
         with Granule(str(path)) as g:
             g.groups("/")
             g.read([Read(f"/{b}/heights/h_ph") for b in ("gt1l", "gt3r")])
