@@ -103,7 +103,8 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     if parms.yapc is not None:
         from .science.yapc import yapc_scores
         yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
-    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
+    podppd = None if beam.podppd_flag is None else beam.podppd_flag[beam.photon_segment()]
+    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd_ph=podppd)
     extents = make_extents(beam, mask, parms)
     t = _timed(stats, "select_extents_s", t)
     if kind == "atl03s":

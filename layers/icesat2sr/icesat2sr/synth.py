@@ -25,6 +25,7 @@ Model (all numbers are fields of :class:`GranuleSpec`, stored as JSON in the roo
   empty segments) and a few scattered empty segments; afterpulses (3 % of strong-beam ground
   photons, 0.5-6 m below, ``quality_ph`` 1); a few ``quality_ph`` 2 (0.3 % of noise) and, on strong
   beams, ``quality_ph`` 3 photons (TEP, 0.1 % of noise, confidence -2 in every column).
+* ``geolocation/podppd_flag``: nominal (0) but for two degraded runs (:func:`podppd_flags`).
 * ``signal_conf_ph``: columns land (0) and land ice (3) are filled (they differ on purpose);
   ocean, sea ice and inland water are -1, except for TEP photons (-2 everywhere).
 """
@@ -290,6 +291,17 @@ def feature_segments(spec: GranuleSpec, beam: str) -> dict[str, np.ndarray]:
     return {"canopy": canopy, "gap": gap, "zero": zero, "empty": np.union1d(gap, zero)}
 
 
+def podppd_flags(spec: GranuleSpec) -> np.ndarray:
+    """``geolocation/podppd_flag`` of every beam: 0 (nominal) but for two runs of degraded
+    geolocation, 1 (pod_degrade) from 15 % along the track and 2 (ppd_degrade) from 80 %."""
+    m = spec.segments
+    flags = np.zeros(m, dtype=np.uint8)
+    run = max(3, m // 50)
+    flags[int(0.15 * m): int(0.15 * m) + run] = 1
+    flags[int(0.8 * m): int(0.8 * m) + run] = 2
+    return flags
+
+
 def background_rate(delta_time: np.ndarray, spec: GranuleSpec) -> np.ndarray:
     """Background photon rate (photons/s) at ``delta_time``, as written to ``bckgrd_atlas``."""
     phase = 2.0 * np.pi * (np.asarray(delta_time, dtype=np.float64) - start_delta_time(spec))
@@ -508,6 +520,7 @@ def _beam_data(spec: GranuleSpec, beam: str, grid: tuple[np.ndarray, np.ndarray,
         "geolocation/delta_time": t0 + (mid - xs[0]) / GROUND_SPEED,
         "geolocation/velocity_sc": (_track_frame(spec, mid - x0)[1] * SC_SPEED).astype(np.float32),
         "geolocation/solar_elevation": (spec.solar_elevation + 2.0 * (mid - x0) / 1e5).astype(np.float32),
+        "geolocation/podppd_flag": podppd_flags(spec),
     }
     atl08 = _atl08_data(spec, beam, ph, quality, shot_dt, grid, first, rng) if spec.atl08 else {}
     return atl03, atl08

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..request.errors import ResourceError
-from ..request.names import BEAMS, parse_atl03_name
-from ..request.params import Parms
+from ..request.names import BEAMS, parse_atl03_name, spot
+from ..request.params import SPOTS, Parms
 from ..request.polygon import inside
 from .assets import Asset
 from .atl08 import read_classes
@@ -60,6 +60,10 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         if not beams:
             return []
         sc_orient = _sc_orient(h5, beams[0], "orbit_info" in present)
+        if parms.spots != SPOTS:   # SlideRule's laser spots 1-6, from the orientation (0 in transition)
+            beams = [b for b in beams if spot(sc_orient, b) in parms.spots]
+            if not beams:
+                return []
         runs = _segment_runs(h5, beams, parms)
         beams = [b for b in beams if runs[b] is not None]
         data = h5.read(_run_reads(beams, runs, parms))
@@ -136,6 +140,8 @@ def _run_reads(beams: Sequence[str], runs: dict, parms: Parms) -> list[Read]:
         reads.append(Read(f"/{b}/heights/signal_conf_ph", [(p0, p1), cols]))
         if parms.yapc is not None and parms.yapc.version == 0:
             reads.append(Read(f"/{b}/heights/weight_ph", [(p0, p1)]))
+        if parms.podppd is not None:
+            reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)]))
         reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
     return reads
 
@@ -165,6 +171,7 @@ def _assemble(resource: str, b: str, name, sc_orient: int, data: dict, counts: n
         bckgrd_delta_time=data[f"/{b}/bckgrd_atlas/delta_time"].astype(np.float64, copy=False),
         bckgrd_rate=data[f"/{b}/bckgrd_atlas/bckgrd_rate"].astype(np.float32, copy=False),
         weight_ph=data.get(f"/{b}/heights/weight_ph"),
+        podppd_flag=data.get(f"/{b}/geolocation/podppd_flag"),
         first_segment=s0, first_photon=p0,
     )
 

@@ -77,6 +77,17 @@ def parse_name(name: str) -> GranuleName:
                        int(m.group(5)), int(m.group(6)), int(m.group(7)))
 
 
+def matches_pattern(name: str, pattern: str) -> bool:
+    """Whether a granule name matches a CMR ``producer_granule_id`` pattern (SlideRule's
+    ``name_filter``): ``*`` any run of characters, ``?`` one character, everything else literal.
+
+    >>> matches_pattern("ATL03_20181019065445_03150111_005_01.h5", "*_0315????_*")
+    True
+    """
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, flags=re.DOTALL) is not None
+
+
 def parse_atl03_name(name: str) -> GranuleName:
     """Like :func:`parse_name`, but only ATL03 names are accepted."""
     g = parse_name(name)
