@@ -144,6 +144,8 @@ class Parms:
                 continue
             kw[key] = parse(key, value)
         _merge_aliases(kw, aliases)
+        if kw.get("poly") is not None:
+            kw["poly"] = validate_polygon("poly", kw["poly"], kw.get("proj", "auto"))
         parms = cls(**kw)
         parms._check_consistency()
         return parms
@@ -313,7 +315,7 @@ def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
         lon = _number(f"{key}[{i}].lon", p["lon"], -180.0, 180.0)
         lat = _number(f"{key}[{i}].lat", p["lat"], -90.0, 90.0)
         points.append((lon, lat))
-    return validate_polygon(key, points)
+    return tuple(points)   # checked in its projection once "proj" is known (from_dict)
 
 
 def _parse_beams(key: str, value: Any) -> tuple[str, ...]:
