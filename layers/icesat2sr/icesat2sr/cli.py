@@ -375,7 +375,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
-    p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.set_defaults(run=_run_serve)
 
@@ -388,8 +389,8 @@ def _run_serve(args) -> int:
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
-    if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
-        raise UsageError("--port must be 0..65535 and --workers positive")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be 0..65535")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     serve(Config(path=args.path, workers=args.workers), args.host, args.port)

@@ -122,6 +122,22 @@ class _FastDataset(H5Dataset):
             self.meta = meta
         return self.pos - start
 
+    def hypersliceIntersection(self, node_slice, node_level):
+        """h5coro's test, also counting the selected values each data chunk holds: a chunk index
+        whose keys were damaged leaves values unread (zeros) or reads a chunk twice."""
+        hit = super().hypersliceIntersection(node_slice, node_level)
+        if hit and node_level == 0:
+            start = tuple(int(a) for a, _ in node_slice)
+            seen = self.__dict__.setdefault("chunks_seen", set())
+            if start in seen:
+                raise RuntimeError(f"the chunk index lists the chunk at {start} twice")
+            seen.add(start)
+            n = 1
+            for (a, b), (h0, h1) in zip(node_slice, self.hyperslice, strict=False):
+                n *= max(0, min(b, h1) - max(a, h0))
+            self.values_covered = getattr(self, "values_covered", 0) + n
+        return hit
+
     def readSymbolTable(self, heap_address, dlvl):
         """A symbol table node (``SNOD``): its links, each name read at once (bounded), not byte by byte."""
         start = self.pos
@@ -304,6 +320,10 @@ class Granule:
                 return None
             message = "dataset is missing" if "missing data type" in str(exc) else _describe(exc)
             raise ResourceError(self.name, f"cannot read {r.path}: {message}") from None
+        if ds.meta.layout == H5Dataset.CHUNKED_LAYOUT and getattr(ds, "values_covered", 0) != ds.numElements:
+            raise ResourceError(self.name, f"cannot read {r.path}: its chunk index covers "
+                                           f"{getattr(ds, 'values_covered', 0)} of {ds.numElements} values; "
+                                           "the file is corrupt")
         values = ds.values
         if not isinstance(values, np.ndarray):
             if r.optional:
