@@ -30,6 +30,8 @@ SLIDERULE_KEYS = {
     "srt": "land", "pass_invalid": True, "dist_in_seg": False, "cnf": "atl03_high", "quality_ph": [0],
     "atl08_class": ["atl08_ground"], "cnt": 5, "ats": 10.0, "len": 40.0, "res": 20.0, "podppd": 1,
     "fit": {"maxi": 3, "H_min_win": 2.0, "sigma_r_max": 4.0}, "yapc": {"score": 0},
+    "atl03_geo_fields": ["solar_azimuth"], "atl03_corr_fields": ["geoid"], "atl03_ph_fields": ["ph_id_count"],
+    "atl03_bckgrd_fields": ["bckgrd_counts"], "atl08_fields": ["h_dif_ref"],
     # Atl06DispatchParameters (deprecated top-level fit keys)
     "maxi": 3, "H_min_win": 2.0, "sigma_r_max": 4.0,
     # read by the Lua discovery and proxy
@@ -37,10 +39,8 @@ SLIDERULE_KEYS = {
     # the seed's own
     "rgt": 315, "cycle": 1, "region": 11, "version": 5, "compact": False, "timeout": 600,
 }
-# SlideRule options that other work implements (ancillary fields, outputs, PhoREAL...): refused by name
-REFUSED_BY_NAME = ["atl03_geo_fields", "atl03_ph_fields", "atl03_corr_fields", "atl03_bckgrd_fields",
-                   "atl08_fields", "atl06_fields", "atl09_fields", "output", "samples", "region_mask",
-                   "phoreal", "als", "atl24"]
+# SlideRule options that other work implements (outputs, PhoREAL...): refused by name
+REFUSED_BY_NAME = ["atl09_fields", "output", "samples", "region_mask", "phoreal", "als", "atl24"]
 # rqst_timeout, node_timeout, read_timeout and max_resources belong to the service work (not listed here)
 NO_EFFECT = ["cluster_size_hint", "key_space", "ignore_poly_for_cmr", "points_in_polygon", "granule",
              "sliderule_version", "build_information", "environment_version", "resource"]
@@ -67,6 +67,11 @@ def test_keys_without_meaning_here_change_nothing(key):
 def test_options_of_other_work_are_refused_by_name(key):
     with pytest.raises(ParameterError, match=f"'{key}': is a SlideRule option that icesat2sr does not support"):
         Parms.from_dict({key: ["x"]})
+
+
+def test_atl06_fields_are_refused_with_the_reason():
+    with pytest.raises(ParameterError, match="'atl06_fields': selects ATL06 standard-product fields"):
+        Parms.from_dict({"atl06_fields": ["h_li"]})
 
 
 @pytest.mark.parametrize("data, message", [

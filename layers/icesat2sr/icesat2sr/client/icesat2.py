@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ..formats import wire
+from ..granules.ancillary import requested_fields
 from ..granules.assets import check_resource_name, resolve_asset
 from ..request.errors import Icesat2srError, ParameterError
 from ..request.params import Parms
@@ -403,7 +404,7 @@ def _remote_each(kind: str, endpoint: str, parm: dict, resources: list[str], wor
     def one(name: str) -> GranuleResult:
         try:
             response = _post(endpoint, {"resource": name, "parms": parm})
-            return _collect(kind, name, response, bool(parm.get("compact")))
+            return _collect(kind, name, response, parm)
         except RequestError as exc:
             return GranuleResult(name, kind, error=(wire.ERROR, str(exc)))
 
@@ -419,7 +420,7 @@ def _remote_each(kind: str, endpoint: str, parm: dict, resources: list[str], wor
                 future.cancel()
 
 
-def _collect(kind: str, name: str, response, compact: bool) -> GranuleResult:
+def _collect(kind: str, name: str, response, parm: dict) -> GranuleResult:
     """One granule's stream -> result (error = the first error exceptrec when no rows came)."""
     tables = wire.Tables()
     error = None
@@ -431,7 +432,7 @@ def _collect(kind: str, name: str, response, compact: bool) -> GranuleResult:
                 error = (message.code, message.text)
     if error is not None and tables.empty:
         return GranuleResult(name, kind, error=error)
-    return tables.result(name, kind, compact)
+    return tables.result(name, kind, bool(parm.get("compact")), requested_fields(Parms.from_dict(parm)))
 
 
 def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
@@ -457,7 +458,7 @@ def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
         if errors and tables.empty:
             result = GranuleResult(granule, kind, error=errors[0])
         else:
-            result = tables.result(granule, kind, bool(parm.get("compact")))
+            result = tables.result(granule, kind, bool(parm.get("compact")), requested_fields(Parms.from_dict(parm)))
         result.stats["total"] = float(total)
         yield result
         tables, errors = wire.Tables(), []

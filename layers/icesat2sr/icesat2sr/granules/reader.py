@@ -16,6 +16,7 @@ from ..request.errors import ResourceError
 from ..request.names import BEAMS, parse_atl03_name, spot
 from ..request.params import SPOTS, Parms
 from ..request.polygon import inside
+from . import ancillary
 from .assets import Asset
 from .atl08 import read_classes
 from .beam import Beam
@@ -66,14 +67,19 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
                 return []
         runs = _segment_runs(h5, beams, parms)
         beams = [b for b in beams if runs[b] is not None]
-        data = h5.read(_run_reads(beams, runs, parms))
-    classes = read_classes(asset, name.atl08, beams, runs, data, resource) if parms.atl08_class else {}
+        fields = ancillary.requested_fields(parms)  # ancillary fields: read with the rest
+        data = h5.read(_run_reads(beams, runs, parms) + ancillary.atl03_reads(beams, runs, fields))
+    need08 = parms.atl08_class or parms.atl08_fields
+    classes = read_classes(asset, name.atl08, beams, runs, data, resource) if need08 else {}
+    land = ancillary.read_land_segments(asset, name.atl08, beams, runs, data, fields, resource)
     out = []
     for b in beams:
         (s0, _), (p0, _), counts = runs[b]
         beam = _assemble(resource, b, name, sc_orient, data, counts, parms, s0, p0)
         beam.atl08_class = classes.get(b)
         check_values(beam)
+        if fields:
+            beam.extra["ancillary"] = ancillary.photon_values(beam, data, fields, land.get(b))
         out.append(beam)
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -30,8 +31,7 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "atl03_geo_fields", "atl03_ph_fields", "atl03_corr_fields", "atl03_bckgrd_fields", "atl08_fields",
-    "atl06_fields", "atl09_fields", "output", "samples", "raster", "region_mask", "phoreal", "als", "atl24",
+    "atl09_fields", "output", "samples", "raster", "region_mask", "phoreal", "als", "atl24",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
@@ -99,6 +99,12 @@ class Parms:
     sigma_r_max: float = 5.0
     compact: bool = False
     timeout: float | None = None
+    # ancillary fields (docs/parameters.md "Ancillary fields"): dataset names per family
+    atl03_geo_fields: tuple[str, ...] | None = None
+    atl03_corr_fields: tuple[str, ...] | None = None
+    atl03_ph_fields: tuple[str, ...] | None = None
+    atl03_bckgrd_fields: tuple[str, ...] | None = None
+    atl08_fields: tuple[str, ...] | None = None
     # SlideRule's wider vocabulary (issue 12)
     spots: tuple[int, ...] = SPOTS
     podppd: int | None = None
@@ -131,6 +137,8 @@ class Parms:
                 raise ParameterError(str(key), "parameter names must be strings")
             if key in _IGNORED or key in _NO_EFFECT:
                 continue
+            if key == "atl06_fields":
+                raise ParameterError(key, ATL06_FIELDS_MESSAGE)
             if key in _UNSUPPORTED:
                 raise ParameterError(key, "is a SlideRule option that icesat2sr does not support")
             if key in _ALIASES:
@@ -194,6 +202,11 @@ class Parms:
                 value = list(value)
             out[f.name] = value
         return out
+
+    @property
+    def ancillary(self) -> bool:
+        """Whether any ancillary field is requested."""
+        return any(getattr(self, key) for key in ANCILLARY_KEYS)
 
     @property
     def selected_beams(self) -> tuple[str, ...]:
@@ -363,6 +376,38 @@ def _choice(choices: tuple[str, ...]):
     return parse
 
 
+# ---------------------------------------------------------------------- ancillary fields
+ANCILLARY_KEYS = ("atl03_ph_fields", "atl03_geo_fields", "atl08_fields", "atl03_corr_fields", "atl03_bckgrd_fields")
+"""Ancillary field families, in SlideRule's ``anc_type`` order (0 ph, 1 geo, 2 atl08), then ours (4 corr, 5 bckgrd)."""
+MAX_ANCILLARY_FIELDS = 64
+ATL06_FIELDS_MESSAGE = ("selects ATL06 standard-product fields (land_ice_segments), which only SlideRule's "
+                        "atl06s/atl06x subsetters of ATL06 granules return; icesat2sr computes ATL06-SR from ATL03: "
+                        "request ATL03 fields with atl03_geo_fields, atl03_corr_fields, atl03_ph_fields or "
+                        "atl03_bckgrd_fields, or ATL08 fields with atl08_fields")
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
+
+
+def _parse_fields(key: str, value: Any) -> tuple[str, ...] | None:
+    """A list of dataset names below the family's group (``canopy/h_canopy``; ``name%`` for atl08)."""
+    if not isinstance(value, list | tuple):
+        raise ParameterError(key, f"expected a list of dataset names, got {_kind(value)} {value!r}")
+    if len(value) > MAX_ANCILLARY_FIELDS:
+        raise ParameterError(key, f"has {len(value)} fields; at most {MAX_ANCILLARY_FIELDS} are supported")
+    out: list[str] = []
+    for name in value:
+        if not isinstance(name, str):
+            raise ParameterError(key, f"field names must be strings, got {_kind(name)} {name!r}")
+        bare = name[:-1] if key == "atl08_fields" and name.endswith("%") else name
+        if not _FIELD_NAME.match(bare):
+            suffix = " (a trailing % is allowed)" if key == "atl08_fields" else ""
+            raise ParameterError(key, f"'{name}' is not a dataset name like 'solar_elevation' or "
+                                      f"'canopy/h_canopy'{suffix}")
+        if name in out:
+            raise ParameterError(key, f"'{name}' is listed twice")
+        out.append(name)
+    return tuple(out) or None
+
+
 _PARSERS = {
     "asset": _parse_asset,
     "poly": _parse_poly,
@@ -391,8 +436,10 @@ _PARSERS = {
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+    **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout"}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
+             *ANCILLARY_KEYS}
 
 
 # ---------------------------------------------------------------------- SlideRule's wider vocabulary
