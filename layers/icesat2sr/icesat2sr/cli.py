@@ -13,12 +13,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .request.errors import Icesat2srError, ParameterError, ServiceError
+from .request.errors import Icesat2srError, ParameterError, ServiceError, WriteError
 from .request.output import FORMATS as _OUTPUT_FORMATS
 
 FORMATS = (*_OUTPUT_FORMATS, "h5")
 
 EXIT_BAD_INPUT = 2
+GRANULE_TIMEOUT_S = 1800.0   # per granule; a full ATL03 granule takes well under a minute per core
 
 
 class UsageError(Icesat2srError):
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return args.run(args) or 0
-    except ServiceError as exc:
+    except (ServiceError, WriteError) as exc:
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -125,8 +126,24 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
                    help="output file: .parquet (GeoParquet), .feather, .csv or .h5")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="file format instead of the extension's (e.g. parquet: no geometry column)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--granule-timeout", type=_positive(float, "seconds"), default=GRANULE_TIMEOUT_S,
+                   metavar="SECONDS", help=f"stop a granule that takes longer (default {GRANULE_TIMEOUT_S:g})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _positive(kind: type, unit: str):
+    """argparse type: a positive finite number (``--workers 0`` is an error, not "the default")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit}, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {text}")
+        return value
+    return parse
 
 
 def request_parms(text: str | None, poly_file: str | None, asset: str):
@@ -159,30 +176,6 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
-def check_output(path: Path, fmt: str | None = None) -> str:
-    """Fail early (before any work) on an output we could not write; returns its format."""
-    from .formats.output import EXTENSIONS
-
-    if fmt is None and path.suffix.lower() not in EXTENSIONS:
-        raise UsageError(f"output {path} must end in {', '.join(sorted(EXTENSIONS))} (or give --format)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"output folder {parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"output {path} is a folder")
-    return fmt or EXTENSIONS[path.suffix.lower()]
-
-
-def write_results(results: list, kind: str, path: Path, fmt: str, parms, granules: list[str]) -> None:
-    """Write the granules' results (in ``granules`` order) through the shared file writers."""
-    from .formats.output import OutputWriter
-
-    order = {name: i for i, name in enumerate(granules)}
-    with OutputWriter(path, fmt, kind=kind, parms=parms.to_dict(), granules=granules) as writer:
-        for result in sorted(results, key=lambda r: order.get(r.granule, len(order))):
-            writer.add(result)
-
-
 def summary_frame(results: list, kind: str):
     """Time, ground track and height of every row (for :func:`print_summary`)."""
     import numpy as np
@@ -213,21 +206,25 @@ def summary_frame(results: list, kind: str):
 
 def _run_process(args) -> int:
     from .engine import run_many
+    from .formats.destination import check_destination, write_results
+    from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
 
-    fmt = check_output(args.output, args.format)
+    check_destination(args.output, fmt=args.format)
+    fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
         check_resource_name(name)
+    check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
     results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty()))
+                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = [r for r in results if r.error]
     if failed:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
     names = list(dict.fromkeys(args.resources))
-    write_results(results, args.kind, args.output, fmt, parms, names)
+    write_results(results, args.kind, args.output, fmt, parms.to_dict(), names)
     if not args.quiet:
         print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
@@ -333,11 +330,15 @@ def _run_discovered(args) -> int:
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
     from .engine import run_many
+    from .formats.destination import check_destination, write_results
+    from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
 
-    fmt = check_output(args.output, args.format)
+    check_destination(args.output, fmt=args.format)
+    fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
     asset = resolve_asset(args.asset, args.path)
+    check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
     if args.resources:
         names = [check_resource_name(r) for r in dict.fromkeys(args.resources)]
@@ -347,14 +348,14 @@ def _run_discovered(args) -> int:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
     results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty()))
+                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
     for r in failed:
         print(f"failed: {r.error[1]}", file=sys.stderr)
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    write_results(results, args.kind, args.output, fmt, parms, list(names))
+    write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
@@ -432,7 +433,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
-    p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     p.add_argument("--scratch", default=None, metavar="DIR",
                    help="folder for output files while they are written (default: a private temporary folder); "
@@ -457,8 +459,8 @@ def _run_serve(args) -> int:
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
-    if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
-        raise UsageError("--port must be 0..65535 and --workers positive")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be 0..65535")
     if args.max_resources < 1:
         raise UsageError("--max-resources must be positive")
     try:

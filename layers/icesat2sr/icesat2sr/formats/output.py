@@ -26,6 +26,7 @@ renamed by :meth:`OutputWriter.finish`: an interrupted write leaves the target a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -256,7 +257,8 @@ class OutputWriter:
             self._done = True
             try:
                 if self._writer is not None:
-                    self._writer.close()
+                    with contextlib.suppress(Exception):   # being discarded: a failing flush does not matter
+                        getattr(self._writer, "discard", self._writer.close)()
             finally:
                 self._tmp.unlink(missing_ok=True)
 
@@ -271,14 +273,23 @@ class OutputWriter:
 
 
 class _Hdf5Columns:
-    """One resizable HDF5 dataset per column, appended table by table."""
+    """One resizable HDF5 dataset per column, appended table by table.
+
+    Built in memory and written with one plain file write at ``close``: a failing disk is then an
+    ordinary OSError, never the HDF5 library failing in mid-file (whose h5py objects crash the
+    interpreter when freed; see formats/destination.py).
+    """
 
     def __init__(self, path: Path, schema, parms: Mapping | None):
+        import io
+
         import h5py
 
         from .frames import CRS
 
-        self.h5 = h5py.File(path, "w")
+        self.path = path
+        self.buffer = io.BytesIO()
+        self.h5 = h5py.File(self.buffer, "w")
         self.h5.attrs["crs"] = CRS
         if parms is not None:
             self.h5.attrs["parms"] = json.dumps(dict(parms))
@@ -306,6 +317,11 @@ class _Hdf5Columns:
             dataset[n:] = values
 
     def close(self) -> None:
+        self.h5.close()
+        with open(self.path, "wb") as out:
+            out.write(self.buffer.getbuffer())
+
+    def discard(self) -> None:
         self.h5.close()
 
 

@@ -66,13 +66,13 @@ def photon_confidence(signal_conf_ph: np.ndarray, srt: int, granule: str = "") -
 # ---------------------------------------------------------------------- the mask
 def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
                 atl08_class: np.ndarray | None = None, yapc_score: np.ndarray | None = None,
-                granule: str = "", podppd_flag: np.ndarray | None = None) -> np.ndarray:
+                granule: str = "", podppd_ph: np.ndarray | None = None) -> np.ndarray:
     """Photons passing every per-photon test of SPEC §4.7, in SlideRule's order.
 
-    cnf membership -> quality_ph membership -> (x-series only) the photon's segment ``podppd_flag``
-    bit in ``parms.podppd`` -> ATL08 class membership (when ``parms.atl08_class`` is set) ->
-    ``yapc_score >= parms.yapc.score`` (when ``parms.yapc`` is set). Each value is validated only
-    on photons that passed the earlier tests.
+    cnf membership -> quality_ph membership -> POD/PPD flag bit set in ``parms.podppd`` (when
+    set and not 0; SlideRule's atl03x test: bit ``podppd_flag`` of the mask) -> ATL08 class membership (when
+    ``parms.atl08_class`` is set) -> ``yapc_score >= parms.yapc.score`` (when ``parms.yapc``
+    is set). Each value is validated only on photons that passed the earlier tests.
 
     Parameters
     ----------
@@ -81,16 +81,15 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     quality_ph : ndarray of int8, shape (N,)
         ``heights/quality_ph``.
     parms : Parms
-        Uses ``cnf``, ``quality_ph``, ``atl08_class`` and ``yapc``.
+        Uses ``cnf``, ``quality_ph``, ``podppd``, ``atl08_class`` and ``yapc``.
     atl08_class : ndarray of uint8, shape (N,), optional
         Output of :func:`icesat2sr.granules.atl08.atl08_classes`; required when ``parms.atl08_class`` is set.
     yapc_score : ndarray of uint8 or uint16, shape (N,), optional
         YAPC scores (:func:`icesat2sr.science.yapc.yapc_scores`); required when ``parms.yapc`` is set.
     granule : str
         Granule name for error messages.
-    podppd_flag : ndarray of int8, shape (N,), optional
-        Per photon, its segment's ``geolocation/podppd_flag`` (the x-series filter; applied when
-        given and ``parms.podppd`` is not 0).
+    podppd_ph : ndarray of uint8, shape (N,), optional
+        Each photon's segment ``geolocation/podppd_flag`` (0-7); required when ``parms.podppd`` is set (not 0).
 
     Returns
     -------
@@ -99,8 +98,7 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     Raises
     ------
     ResourceError
-        For a confidence outside -2..4, a quality outside 0..25, a podppd flag outside 0..7 or a
-        class outside 0..4.
+        For a confidence outside -2..4, a quality outside 0..25 or a class outside 0..4.
     ValueError
         If a stage is on but its array is missing, or the arrays differ in length.
     """
@@ -113,10 +111,10 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     _check_range(quality[keep], 0, NUM_PHOTON_QUALITY - 1, granule, "invalid atl03 photon quality")
     keep &= _member(quality, parms.quality_ph, 0, NUM_PHOTON_QUALITY - 1)
 
-    if podppd_flag is not None and parms.podppd:
-        flags = _stage_array(podppd_flag, n, "podppd_flag").astype(np.uint8)
+    if parms.podppd:   # 0, like none, filters nothing (SlideRule: usePodppd = mask != 0)
+        flags = _stage_array(podppd_ph, n, "podppd_ph")
         _check_range(flags[keep], 0, 7, granule, "invalid POD/PPD flag")
-        keep &= (np.left_shift(1, np.minimum(flags, 7).astype(np.int64)) & parms.podppd) != 0
+        keep &= _member(flags, [bit for bit in range(8) if parms.podppd >> bit & 1], 0, 7)
 
     if parms.atl08_class is not None:
         classes = _stage_array(atl08_class, n, "atl08_class")

@@ -24,6 +24,7 @@ SurfaceFitter differs from the p-series ATL06-SR fit (docs/decisions.md, "x-seri
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -51,6 +52,12 @@ META_COLUMNS = {"spot": "u1", "cycle": "u1", "region": "u1", "rgt": "<u2", "gt":
 TIME, X, Y = "time_ns", "longitude", "latitude"
 
 _BLOCK = 1 << 20          # extent start distances generated per step of the running sum
+PODPPD = 0x01             # SlideRule's atl03x default: photons of nominal (podppd_flag 0) segments only
+
+
+def x_parms(parms: Parms) -> Parms:
+    """The request as atl03x reads it: ``podppd`` defaults to :data:`PODPPD` (the p-series: no filter)."""
+    return parms if parms.podppd is not None else replace(parms, podppd=PODPPD)
 
 
 def photon_frame(beam: Beam, parms: Parms, conf: np.ndarray, keep: np.ndarray,
@@ -125,10 +132,10 @@ def empty_frame(parms: Parms) -> dict[str, np.ndarray]:
 
     Ancillary columns, whose dataset type is not known without data, are float64.
     """
-    columns = dict(FIT_COLUMNS if parms.fit is not None else PHOTON_COLUMNS)
-    if parms.fit is None and parms.yapc is not None:
+    columns = dict(FIT_COLUMNS if parms.fit else PHOTON_COLUMNS)
+    if not parms.fit and parms.yapc is not None:
         columns[YAPC_COLUMN[0]] = YAPC_COLUMN[1]
-    if parms.fit is None and (parms.atl08_class is not None or parms.atl08_fields):
+    if not parms.fit and (parms.atl08_class is not None or parms.atl08_fields):
         columns[ATL08_COLUMN[0]] = ATL08_COLUMN[1]
     for field in requested_fields(parms):
         columns.setdefault(column_name(field.name), "<f8")
@@ -207,7 +214,8 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
     frame : mapping of str to ndarray
         :func:`photon_frame` of one beam (its rows in frame order).
     parms : Parms
-        ``len``, ``res``, ``cnt``, ``ats``, ``pass_invalid`` and ``fit`` (maxi, H_min_win, sigma_r_max).
+        ``len``, ``res``, ``cnt``, ``ats``, ``pass_invalid``, ``maxi``, ``H_min_win``, ``sigma_r_max``
+        (``fit.*`` and the top-level keys are the same settings).
 
     Returns
     -------
@@ -216,7 +224,6 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
         values, float64, as SlideRule's default reduction), then :data:`META_COLUMNS`, one row per
         reported extent.
     """
-    fit_parms = parms.fit
     x = frame["x_atc"]
     length, step = float(parms.len), float(parms.res)
     start, i0, i1 = extent_bounds(x, length, step)
@@ -228,7 +235,7 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
     offsets = np.concatenate(([0], np.cumsum(count)))
     photon = np.repeat(i0 - offsets[:-1], count) + np.arange(offsets[-1])
     centre = start + length / 2.0
-    settings = FitSettings(maxi=fit_parms.maxi, H_min_win=fit_parms.H_min_win, sigma_r_max=fit_parms.sigma_r_max,
+    settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
                            cnt=parms.cnt, ats=parms.ats)
     result = fit_extents(offsets, x[photon] - np.repeat(centre, count), frame["height"][photon],
                          float(bool(length)), frame["spacecraft_velocity"][i0],
