@@ -244,9 +244,13 @@ class OutputWriter:
     def finish(self) -> Path:
         """Close the file and move it to its name (idempotent); returns the path."""
         if not self._done:
-            if self._writer is None:
-                self._write(self._empty if self._empty is not None else self._no_rows())
-            self._writer.close()
+            try:
+                if self._writer is None:
+                    self._write(self._empty if self._empty is not None else self._no_rows())
+                self._writer.close()
+            except BaseException:   # e.g. disk full while flushing: leave nothing behind
+                self.abort()
+                raise
             self._done = True
             os.replace(self._tmp, self.path)
         return self.path
