@@ -24,16 +24,27 @@ from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
 from .science.extents import make_extents
 from .science.fit import FitSettings, fit_extents
-from .science.records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult, elevation_rows, photon_rows, stack
+from .science.records import (
+    COMPACT,
+    ELEVATION,
+    EXTENT,
+    PHOTON,
+    VEGETATION,
+    WAVEFORM,
+    GranuleResult,
+    elevation_rows,
+    photon_rows,
+    stack,
+)
 from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)
-KINDS = ("atl06", "atl03s")
+KINDS = ("atl06", "atl03s", "atl08")
 BEAM_THREADS = max(1, min(6, os.cpu_count() or 1))
 
 
 def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
-    """Run ATL06-SR (``kind="atl06"``) or photon subsetting (``"atl03s"``) on one granule.
+    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``) or PhoREAL (``"atl08"``) on one granule.
 
     Parameters
     ----------
@@ -43,7 +54,8 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         ATL03 granule name.
     parms : Parms
         Validated request parameters.
-    kind : {"atl06", "atl03s"}
+    kind : {"atl06", "atl03s", "atl08"}
+        ``atl08`` runs PhoREAL with its defaults when ``parms`` has no ``phoreal`` table.
 
     Returns
     -------
@@ -52,6 +64,8 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
+    if kind == "atl08":
+        parms = parms.with_phoreal()
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
@@ -98,6 +112,10 @@ def _timed(stats: dict, key: str, start: float) -> float:
 def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     t = time.perf_counter()
     conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
+    if parms.phoreal is not None and parms.phoreal.above_classifier and beam.atl08_class is not None:
+        from .science.phoreal import above_classifier
+        beam.atl08_class = above_classifier(beam.atl08_class, beam.relief, conf,
+                                            beam.solar_elevation[beam.photon_segment()], beam.spot)
     yapc = None
     if parms.yapc is not None:
         from .science.yapc import yapc_scores
@@ -107,6 +125,11 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     t = _timed(stats, "select_extents_s", t)
     if kind == "atl03s":
         return photon_rows(beam, extents, conf, yapc)
+    if kind == "atl08":
+        from .science.phoreal import vegetation_rows
+        parts = vegetation_rows(beam, extents, beam.atl08_class, parms.phoreal)
+        _timed(stats, "phoreal_s", t)
+        return parts
     p = extents.photon
     settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
                            cnt=parms.cnt, ats=parms.ats)
@@ -124,10 +147,20 @@ def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> Granul
         dtype = COMPACT if parms.compact else ELEVATION
         rows = stack([p[0] for p in parts], dtype)
         return GranuleResult(resource, kind, elevations=rows)
+    if kind == "atl08":
+        return _merge_vegetation(resource, parts)
     heads = stack([p[0] for p in parts], EXTENT)
     photons = stack([p[1] for p in parts], PHOTON)
     offsets = np.concatenate(([0], np.cumsum(heads["count"].astype(np.int64))))
     return GranuleResult(resource, kind, extents=heads, photons=photons, offsets=offsets)
+
+
+def _merge_vegetation(resource: str, parts: list[tuple]) -> GranuleResult:
+    result = GranuleResult(resource, "atl08", vegetation=stack([p[0] for p in parts], VEGETATION))
+    if parts and parts[0][1] is not None:
+        result.waveforms = stack([p[1] for p in parts], WAVEFORM)
+        result.waveform = np.concatenate([p[2] for p in parts]).astype(np.float32, copy=False)
+    return result
 
 
 # ---------------------------------------------------------------------- many granules

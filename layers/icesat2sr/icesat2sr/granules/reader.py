@@ -58,12 +58,14 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         runs = _segment_runs(h5, beams, parms)
         beams = [b for b in beams if runs[b] is not None]
         data = h5.read(_run_reads(beams, runs, parms))
-    classes = read_classes(asset, name.atl08, beams, runs, data, resource) if parms.atl08_class else {}
+    atl08 = (read_classes(asset, name.atl08, beams, runs, data, resource, phoreal=parms.phoreal is not None)
+             if parms.atl08_class else {})
     out = []
     for b in beams:
         (s0, _), (p0, _), counts = runs[b]
         beam = _assemble(resource, b, name, sc_orient, data, counts, parms, s0, p0)
-        beam.atl08_class = classes.get(b)
+        for field, values in atl08.get(b, {}).items():  # atl08_class (+ relief, landcover, snowcover)
+            setattr(beam, field, values)
         check_values(beam)
         out.append(beam)
     return out

@@ -30,7 +30,7 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
     "atl03_geo_fields", "atl03_ph_fields", "atl03_corr_fields", "atl08_fields", "atl06_fields",
-    "output", "samples", "raster", "region_mask", "phoreal", "fit", "cmr", "points_in_polygon",
+    "output", "samples", "raster", "region_mask", "fit", "cmr", "points_in_polygon",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
@@ -47,6 +47,50 @@ class Yapc:
     win_x: float = 15.0
     version: int = 3
     min_ph: int = 4
+
+
+# ---------------------------------------------------------------------- PhoREAL (issue 14)
+PHOREAL_GEOLOC = ("mean", "median", "center")   # SlideRule's enum order: 0 mean, 1 median, 2 center
+PHOREAL_ATL08_CLASS = (1, 2, 3)                 # ground, canopy, top of canopy: SlideRule's default with phoreal
+
+
+@dataclass(frozen=True)
+class Phoreal:
+    """PhoREAL settings (SlideRule's ``phoreal`` table); giving the table turns the stage on.
+
+    ``binsize`` is the relief bin (m) of the percentiles and the waveform, ``geoloc`` how an
+    extent is geolocated, ``use_abs_h`` takes ATL03 ``h_ph`` instead of ATL08 ``ph_h`` as the
+    canopy height, ``send_waveform`` adds each extent's binned canopy waveform, and
+    ``above_classifier`` runs the ABoVE top-of-canopy reclassification.
+    """
+
+    binsize: float = 1.0
+    geoloc: str = "median"
+    use_abs_h: bool = False
+    send_waveform: bool = False
+    above_classifier: bool = False
+
+
+def _parse_phoreal(key: str, value: Any) -> Phoreal:
+    if not isinstance(value, dict):
+        raise ParameterError(key, f"expected an object like {{\"binsize\": 1.0}}, got {_kind(value)}")
+    kw: dict[str, Any] = {}
+    for k, v in value.items():
+        sub = f"{key}.{k}"
+        if k == "binsize":
+            kw[k] = _number(sub, v, 0.0, 1000.0, lo_open=True)
+        elif k == "geoloc":
+            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(PHOREAL_GEOLOC):
+                v = PHOREAL_GEOLOC[v]
+            if v not in PHOREAL_GEOLOC:
+                raise ParameterError(sub, f"unknown value {v!r} (allowed: {', '.join(PHOREAL_GEOLOC)} or 0..2)")
+            kw[k] = v
+        elif k in ("use_abs_h", "send_waveform", "above_classifier"):
+            kw[k] = _boolean(sub, v)
+        else:
+            raise ParameterError(sub, "unknown PhoREAL setting (known: binsize, geoloc, use_abs_h, "
+                                      "send_waveform, above_classifier)")
+    return Phoreal(**kw)
 
 
 @dataclass(frozen=True)
@@ -88,6 +132,8 @@ class Parms:
     sigma_r_max: float = 5.0
     compact: bool = False
     timeout: float | None = None
+    # PhoREAL vegetation metrics (atl08 / atl08p)
+    phoreal: Phoreal | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -123,6 +169,8 @@ class Parms:
             if value is None and key in _NULLABLE:
                 continue
             kw[key] = parse(key, value)
+        if kw.get("phoreal") is not None and kw.get("atl08_class") is None:
+            kw["atl08_class"] = PHOREAL_ATL08_CLASS
         parms = cls(**kw)
         parms._check_consistency()
         return parms
@@ -165,7 +213,7 @@ class Parms:
                 continue
             if f.name == "poly":
                 value = [{"lon": lon, "lat": lat} for lon, lat in value]
-            elif f.name == "yapc":
+            elif f.name in ("yapc", "phoreal"):
                 value = asdict(value)
             elif isinstance(value, tuple):
                 value = list(value)
@@ -176,6 +224,14 @@ class Parms:
     def selected_beams(self) -> tuple[str, ...]:
         """Beams to process: ``beams`` restricted to ``track`` (0 = all tracks)."""
         return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
+
+    def with_phoreal(self) -> Parms:
+        """These parameters with PhoREAL on: what SlideRule's ``atl08`` endpoints compute.
+
+        SlideRule leaves the metrics uninitialised when the request has no ``phoreal`` table; we
+        run PhoREAL with its defaults instead (docs/decisions.md, PhoREAL).
+        """
+        return self if self.phoreal is not None else self.replace(phoreal={})
 
     @property
     def extent_length_m(self) -> float:
@@ -368,8 +424,9 @@ _PARSERS = {
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+    "phoreal": _parse_phoreal,
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout"}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout", "phoreal"}
 
 
 def defaults() -> dict[str, Any]:
@@ -377,4 +434,4 @@ def defaults() -> dict[str, Any]:
     return Parms().to_dict()
 
 
-__all__ = ["ParameterError", "Parms", "Yapc", "defaults"]
+__all__ = ["ParameterError", "Parms", "Phoreal", "Yapc", "defaults"]
