@@ -168,7 +168,8 @@ def canopy_metrics(offsets: np.ndarray, classes: np.ndarray, height: np.ndarray,
     if waveform:
         bin_start = np.cumsum(num_bins) - num_bins
         per_bin = np.bincount(bin_start[v_owner] + b, minlength=int(num_bins.sum())).astype(np.float64)
-        out["waveform"] = (per_bin / np.repeat(counts, num_bins).astype(np.float64)).astype(np.float32)
+        photons = np.repeat(np.maximum(counts, 1), num_bins).astype(np.float64)   # an empty extent has no canopy
+        out["waveform"] = (per_bin / photons).astype(np.float32)
     return out
 
 
