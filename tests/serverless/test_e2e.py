@@ -95,6 +95,17 @@ def test_atl03sp_job_equals_cli(stack, synth_dir, tmp_path):
     assert set(ours["spot"]) <= {1, 2, 3, 4, 5, 6} and set(ours["track"]) == {1}
 
 
+def test_atl08p_job_equals_cli(stack, synth_dir, tmp_path):
+    event = load_event("api-atl08p.json")
+    request = json.loads(event["body"])
+    job, _ = submit_and_wait(stack, event)
+    ours = geopandas.read_parquet(io.BytesIO(stack.read(f"results/{job}/output.parquet")))
+    assert_same_frame(ours, cli_frame(tmp_path, synth_dir, "atl08", request["resources"], request["parms"]))
+    assert {"h_canopy", "canopy_h_metrics", "waveform"} <= set(ours.columns) and set(ours["gt"]) <= {10, 20}
+    merged = records.unpack(stack.read(f"results/{job}/output.msgpack"))
+    assert merged.kind == "atl08" and len(merged.waveforms) == len(merged.vegetation) == len(ours)
+
+
 def test_batch_execution_started_directly(stack, synth_names):
     """The same state machine without the API: its input names the granules; Plan writes the manifest."""
     batch = load_event("statemachine-batch.json")

@@ -68,9 +68,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(parser_class=_Parser, metavar="COMMAND")
     _add_synth(sub)
-    for kind in ("atl06", "atl03s"):
+    for kind in ("atl06", "atl03s", "atl08"):
         _add_process(sub, kind)
-    for kind in ("atl06p", "atl03sp"):
+    for kind in ("atl06p", "atl03sp", "atl08p"):
         _add_discovered(sub, kind)
     _add_index(sub)
     _add_demo(sub)
@@ -103,10 +103,13 @@ def _run_synth(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------- atl06 / atl03s
+# ---------------------------------------------------------------------- atl06 / atl03s / atl08
+_WHAT = {"atl06": "ATL06-SR elevations", "atl03s": "photon extents",
+         "atl08": "PhoREAL vegetation metrics (canopy heights; parms {\"phoreal\": {...}})"}
+
+
 def _add_process(sub, kind: str) -> None:
-    what = "ATL06-SR elevations" if kind == "atl06" else "photon extents"
-    p = sub.add_parser(kind, help=f"{what} for named granules")
+    p = sub.add_parser(kind, help=f"{_WHAT[kind]} for named granules")
     p.add_argument("resources", nargs="+", metavar="RESOURCE", help="ATL03 granule file names")
     _add_request_options(p)
     p.set_defaults(run=_run_process, kind=kind)
@@ -193,7 +196,7 @@ def _run_process(args) -> int:
 
 def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
     """Rows per beam, time span, elapsed time."""
-    what = "elevations" if kind.startswith("atl06") else "photons"
+    what = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents"}[kind.rstrip("p")]
     print(f"{len(gdf)} {what} -> {output} ({elapsed:.1f} s)")
     if len(gdf) == 0:
         return
@@ -204,7 +207,7 @@ def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
         keys, label = ["track", "pair"], "track/pair"
     else:
         return
-    height = "h_mean" if "h_mean" in gdf.columns else "height"
+    height = next(h for h in ("h_mean", "h_canopy", "height") if h in gdf.columns)
     table = gdf.groupby(keys)[height].agg(["count", "median", "min", "max"])
     print(f"{label:>10} {'rows':>8} {'median_h':>10} {'min_h':>10} {'max_h':>10}")
     for key, row in table.iterrows():
@@ -271,10 +274,10 @@ def _run_bench(args) -> int:
 
 # ---------------------------------------------------------------------- atl06p / atl03sp / index
 def _add_discovered(sub, kind: str) -> None:
-    what = "ATL06-SR elevations" if kind == "atl06p" else "photon extents"
-    p = sub.add_parser(kind, help=f"{what} for every granule the request selects (region, time, rgt...)")
+    engine_kind = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08"}[kind]
+    p = sub.add_parser(kind, help=f"{_WHAT[engine_kind]} for every granule the request selects (region, time, rgt...)")
     _add_request_options(p)
-    p.set_defaults(run=_run_discovered, kind={"atl06p": "atl06", "atl03sp": "atl03s"}[kind])
+    p.set_defaults(run=_run_discovered, kind=engine_kind)
 
 
 def _run_discovered(args) -> int:

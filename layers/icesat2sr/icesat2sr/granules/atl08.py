@@ -39,7 +39,8 @@ def read_classes(asset: Asset, atl08_name: str, beams: Sequence[str], runs: dict
                 reads += [Read(f"/{b}/land_segments/{f}") for b in beams if b in present for f in segment_fields]
             atl08 = h5.read(reads)
     except ResourceError as exc:
-        raise ResourceError(resource, f"atl08_class needs the ATL08 granule {atl08_name}: {exc}",
+        stage = "PhoREAL" if phoreal else "atl08_class"
+        raise ResourceError(resource, f"{stage} needs the ATL08 granule {atl08_name}: {exc}",
                             ResourceError.RESOURCE_DOES_NOT_EXIST) from None
     out = {}
     for b in beams:

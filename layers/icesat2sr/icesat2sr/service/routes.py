@@ -15,6 +15,7 @@ iterated, and closing the iterator stops the work (worker processes are terminat
 | ``/source/health``, ``/health`` | GET | ``{"healthy": true}`` |
 | ``/source/atl06``, ``/source/atl06p`` | POST | ``atl06rec`` stream |
 | ``/source/atl03s``, ``/source/atl03sp`` | POST | ``atl03rec`` stream |
+| ``/source/atl08``, ``/source/atl08p`` | POST | ``atl08rec`` (+ ``waverec``) stream: PhoREAL |
 | ``/source/indexer`` | POST | ``atl03rec.index`` stream |
 
 Errors in the request itself are HTTP 400 with ``{"error": ...}``; a granule that cannot be
@@ -241,7 +242,7 @@ def _parse_date(value: object) -> dt.datetime:
 class Job:
     """A validated processing request."""
 
-    kind: str                 # "atl06" or "atl03s"
+    kind: str                 # "atl06", "atl03s" or "atl08"
     asset: Asset
     parms: Parms
     resources: list[str]
@@ -494,5 +495,7 @@ _ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
     "/source/atl03s": _process("atl03s"),
     "/source/atl06p": _process("atl06"),
     "/source/atl03sp": _process("atl03s"),
+    "/source/atl08": _process("atl08"),
+    "/source/atl08p": _process("atl08"),
     "/source/indexer": _indexer,
 }
