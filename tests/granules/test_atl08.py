@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icesat2sr.granules.atl08 import atl08_classes, atl08_rows, land_segment_index, phoreal_inputs
+from icesat2sr.granules.ancillary import land_segment_index
+from icesat2sr.granules.atl08 import atl08_classes, atl08_rows, phoreal_inputs
 from icesat2sr.request.errors import ResourceError
 
 from .reference_atl08 import reference_atl08
@@ -178,7 +179,7 @@ def test_phoreal_inputs_relief_and_cover_of_classified_photons():
 def test_photons_in_a_land_segment_gap_get_no_cover_unlike_sliderule():
     segment_id, *_, atl08 = _phoreal_case()
     segment = np.repeat(segment_id, 2)
-    ours = land_segment_index(segment, atl08["segment_id_beg"], atl08["segment_id_end"])
+    ours = land_segment_index(segment, atl08["segment_id_beg"], atl08["segment_id_end"], None)
     theirs = np.array(_sliderule_land_segment(segment, atl08["segment_id_beg"]))
     gap = (segment >= 105) & (segment <= 107)
     assert np.all(ours[gap] == -1) and np.all(theirs[gap] == 0)       # SlideRule: the previous segment's

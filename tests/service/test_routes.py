@@ -165,6 +165,11 @@ def test_bad_phoreal_settings_are_400(config, synth_names, phoreal, key):
     assert bad.status == 400 and key in as_json(bad)["error"]
 
 
+def test_ancillary_fields_with_phoreal_are_refused_not_dropped(config, synth_names):
+    bad = call(config, "/source/atl08p", {"resources": synth_names, "parms": {"atl08_fields": ["h_dif_ref"]}})
+    assert bad.status == 400 and "atl08_fields" in as_json(bad)["error"]
+
+
 def test_atl08_without_its_companion_or_its_land_segments_fails_that_granule(config, synth_dir, synth_names, tmp_path):
     import shutil
 

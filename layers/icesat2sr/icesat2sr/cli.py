@@ -176,6 +176,7 @@ def _run_process(args) -> int:
 
     check_output(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
+    parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
         check_resource_name(name)
@@ -292,6 +293,7 @@ def _run_discovered(args) -> int:
 
     check_output(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
+    parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     started = time.perf_counter()
     names = find_granules(parms, asset)

@@ -22,6 +22,7 @@ from .granules.reader import read_beams
 from .request.errors import ResourceError
 from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
+from .science import ancillary
 from .science.extents import make_extents
 from .science.fit import FitSettings, fit_extents
 from .science.records import (
@@ -32,6 +33,7 @@ from .science.records import (
     VEGETATION,
     WAVEFORM,
     GranuleResult,
+    concat_ancillary,
     elevation_rows,
     photon_rows,
     stack,
@@ -64,8 +66,7 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
-    if kind == "atl08":
-        parms = parms.with_phoreal()
+    parms = parms.for_kind(kind)
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
@@ -123,8 +124,10 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
     extents = make_extents(beam, mask, parms)
     t = _timed(stats, "select_extents_s", t)
+    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
     if kind == "atl03s":
-        return photon_rows(beam, extents, conf, yapc)
+        rows = photon_rows(beam, extents, conf, yapc)
+        return (*rows, ancillary.photon_columns(anc, extents.photon) if anc else None)
     if kind == "atl08":
         from .science.phoreal import vegetation_rows
         parts = vegetation_rows(beam, extents, beam.atl08_class, parms.phoreal)
@@ -136,23 +139,34 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     fit = fit_extents(extents.offsets, extents.x_rel, beam.h_ph[p], extents.length, extents.velocity,
                       extents.background_rate, settings, latitude=beam.lat_ph[p], longitude=beam.lon_ph[p],
                       time_ns=delta_time_to_ns(beam.delta_time[p]), y_atc=beam.dist_ph_across[p],
-                      delta_time=beam.delta_time[p])
+                      delta_time=beam.delta_time[p], extras=ancillary.fit_inputs(anc, p) if anc else None)
     rows = elevation_rows(beam, extents, fit, parms.compact)
+    columns = ancillary.extent_columns(anc, p, extents.offsets, extents.x_rel, fit,
+                                       np.flatnonzero(fit["fitted"])) if anc else None
     _timed(stats, "fit_s", t)
-    return (rows,)
+    return (rows, columns)
 
 
 def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
     if kind == "atl06":
         dtype = COMPACT if parms.compact else ELEVATION
         rows = stack([p[0] for p in parts], dtype)
-        return GranuleResult(resource, kind, elevations=rows)
+        return GranuleResult(resource, kind, elevations=rows, ancillary=_merged_ancillary(parts, 1, parms))
     if kind == "atl08":
         return _merge_vegetation(resource, parts)
     heads = stack([p[0] for p in parts], EXTENT)
     photons = stack([p[1] for p in parts], PHOTON)
     offsets = np.concatenate(([0], np.cumsum(heads["count"].astype(np.int64))))
-    return GranuleResult(resource, kind, extents=heads, photons=photons, offsets=offsets)
+    return GranuleResult(resource, kind, extents=heads, photons=photons, offsets=offsets,
+                         ancillary=_merged_ancillary(parts, 3, parms))
+
+
+def _merged_ancillary(parts: list[tuple], at: int, parms: Parms) -> dict | None:
+    """The beams' ancillary columns stacked; empty columns when the request has fields but no beam."""
+    merged = concat_ancillary([p[at] for p in parts])
+    if merged is None and parms.ancillary:
+        return ancillary.empty_columns(parms)
+    return merged
 
 
 def _merge_vegetation(resource: str, parts: list[tuple]) -> GranuleResult:

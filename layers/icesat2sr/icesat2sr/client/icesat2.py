@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from ..formats import wire
+from ..granules.ancillary import requested_fields
 from ..granules.assets import check_resource_name, resolve_asset
 from ..request.errors import Icesat2srError, ParameterError
 from ..request.params import Parms
@@ -401,6 +402,7 @@ def _embedded(kind: str, parm: dict, resources: list[str] | None, max_workers: i
     asset = _asset(parm.get("asset"))
     parm.setdefault("asset", asset.name)
     parms = Parms.from_dict(parm)
+    parms.for_kind(kind)
     if resources is None:
         from ..discovery.find import find_granules
 
@@ -414,7 +416,7 @@ def _remote(kind: str, parm: dict, resources: list[str] | None, max_workers: int
     """Results of a server: one request per named granule (in parallel), or one request that
     lets the server find the granules (``resources: null``)."""
     parm.setdefault("asset", "icesat2")
-    Parms.from_dict(parm)  # fail here, with the same message, rather than once per granule
+    Parms.from_dict(parm).for_kind(kind)  # fail here, with the same message, rather than once per granule
     endpoint = kind
     if resources is None:
         return _remote_discovered(kind, parm), None
@@ -426,7 +428,7 @@ def _remote_each(kind: str, endpoint: str, parm: dict, resources: list[str], wor
     def one(name: str) -> GranuleResult:
         try:
             response = _post(endpoint, {"resource": name, "parms": parm})
-            return _collect(kind, name, response, bool(parm.get("compact")))
+            return _collect(kind, name, response, parm)
         except RequestError as exc:
             return GranuleResult(name, kind, error=(wire.ERROR, str(exc)))
 
@@ -442,7 +444,7 @@ def _remote_each(kind: str, endpoint: str, parm: dict, resources: list[str], wor
                 future.cancel()
 
 
-def _collect(kind: str, name: str, response, compact: bool) -> GranuleResult:
+def _collect(kind: str, name: str, response, parm: dict) -> GranuleResult:
     """One granule's stream -> result (error = the first error exceptrec when no rows came)."""
     tables = wire.Tables()
     error = None
@@ -454,7 +456,7 @@ def _collect(kind: str, name: str, response, compact: bool) -> GranuleResult:
                 error = (message.code, message.text)
     if error is not None and tables.empty:
         return GranuleResult(name, kind, error=error)
-    return tables.result(name, kind, compact)
+    return tables.result(name, kind, bool(parm.get("compact")), requested_fields(Parms.from_dict(parm)))
 
 
 def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
@@ -480,7 +482,7 @@ def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
         if errors and tables.empty:
             result = GranuleResult(granule, kind, error=errors[0])
         else:
-            result = tables.result(granule, kind, bool(parm.get("compact")))
+            result = tables.result(granule, kind, bool(parm.get("compact")), requested_fields(Parms.from_dict(parm)))
         result.stats["total"] = float(total)
         yield result
         tables, errors = wire.Tables(), []

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..request.names import spot_from_track_pair
+from ..science.ancillary import parse_key
 from ..science.records import GranuleResult
 
 CRS = "EPSG:7912"
@@ -66,6 +67,8 @@ def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndar
             columns[name] = np.ascontiguousarray(result.photons[name])
         lon, lat = columns["longitude"], columns["latitude"]
         spot = spots(columns["sc_orient"], columns["track"], columns["pair"])  # as the client adds it
+    if result.ancillary:
+        add_ancillary(columns, result.ancillary, result.kind)
     if not keep_id:
         columns.pop("extent_id", None)
     time_ns = columns.pop("time").astype(np.int64)
@@ -99,6 +102,28 @@ def _objects(items: list) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out
+
+
+def add_ancillary(columns: dict, ancillary: dict, kind: str) -> None:
+    """Ancillary columns named as the official client names them (the requested name, e.g.
+    ``h_dif_ref%`` or ``canopy/h_canopy``).
+
+    A name equal to a result column: for elevations the client's ``pd.merge`` renames the two
+    ``<name>_x`` (result) and ``<name>_y`` (ancillary); for photons the client keeps the result's
+    value under the name (in the ancillary field's dtype) and loses the ancillary one, which we keep
+    as ``<name>_y``.
+    """
+    record = set(columns)
+    for key, values in ancillary.items():
+        name = parse_key(key)[2]
+        if name not in record:
+            columns[name] = values
+        elif kind == "atl06":
+            columns[f"{name}_x"] = columns.pop(name)
+            columns[f"{name}_y"] = values
+        else:
+            columns[name] = columns[name].astype(values.dtype)
+            columns[f"{name}_y"] = values
 
 
 def spots(sc_orient: np.ndarray, track: np.ndarray, pair: np.ndarray) -> np.ndarray:

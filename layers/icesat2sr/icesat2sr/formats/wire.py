@@ -15,6 +15,10 @@ rows of :mod:`icesat2sr.science.records` (their dtypes ARE the wire layouts), so
 | ``waverec`` | one extent's canopy waveform (:data:`records.WAVEFORM` + its float32 bins) |
 | ``exceptrec`` | code, level, text (a granule that failed, a warning) |
 | ``eventrec`` | time, level, source, message (progress) |
+| ``conrec`` | a container: a result record and its ancillary records together |
+| ``ancfrec`` | one elevation's ancillary values (``ancfrec.field`` each: anc_type, index, datatype, 8 bytes) |
+| ``ancerec`` | one field's values for the photons of one extent |
+| ``ancfrec-icesat2sr``, ``ancerec-icesat2sr`` | the same for ``atl03_corr_fields`` (4), ``atl03_bckgrd_fields`` (5) |
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..science.ancillary import parse_key
 from ..science.records import COMPACT, ELEVATION, EXTENT, PHOTON, VEGETATION, WAVEFORM, GranuleResult
 
 RECORD_VERSION = 2
@@ -48,6 +53,20 @@ INDEX = np.dtype({"names": ["name", "t0", "t1", "lat0", "lon0", "lat1", "lon1", 
                   "formats": ["S150", "<f8", "<f8", "<f8", "<f8", "<f8", "<f8", "<u4", "<u4"],
                   "offsets": [0, 152, 160, 168, 176, 184, 192, 200, 204], "itemsize": 208})
 """``atl03rec.index`` (SlideRule v1 indexer): t0/t1 in GPS seconds, first/last reference positions."""
+
+# ancillary records (SlideRule's AncillaryFields / ContainerRecord layouts)
+ANCF_HEAD = np.dtype({"names": ["extent_id", "num_fields"], "formats": ["<u8", "<u4"], "offsets": [0, 8],
+                      "itemsize": 12})
+ANCF_FIELD = np.dtype({"names": ["anc_type", "field_index", "datatype", "value"], "formats": ["u1", "u1", "u1", "V8"],
+                       "offsets": [0, 1, 2, 3], "itemsize": 11})
+ANCE_HEAD = np.dtype({"names": ["extent_id", "num_elements", "anc_type", "field_index", "datatype"],
+                      "formats": ["<u8", "<u4", "u1", "u1", "u1"], "offsets": [0, 8, 12, 13, 14], "itemsize": 15})
+CONTAINER = np.dtype({"names": ["count", "start"], "formats": ["<u4", "<u4"], "offsets": [0, 4], "itemsize": 8})
+CONTAINER_ENTRY = np.dtype({"names": ["size", "offset"], "formats": ["<u4", "<u4"], "offsets": [0, 4], "itemsize": 8})
+SLIDERULE_ANC_TYPES = (0, 1, 2, 3)   # what the official clients name (ph, geo, atl08, atl06 fields)
+DATATYPE = {"i1": 0, "i2": 1, "i4": 2, "i8": 3, "u1": 4, "u2": 5, "u4": 6, "u8": 7, "f4": 9, "f8": 10}
+"""SlideRule's RecordObject field type codes (``datatype`` of ancillary records)."""
+NUMPY_TYPE = {code: np.dtype("<" + name) for name, code in DATATYPE.items()}
 
 _TYPE_NAMES = {"i1": "INT8", "i2": "INT16", "i4": "INT32", "i8": "INT64", "u1": "UINT8", "u2": "UINT16",
                "u4": "UINT32", "u8": "UINT64", "f4": "FLOAT", "f8": "DOUBLE"}
@@ -102,6 +121,16 @@ DEFINITIONS: dict[str, dict] = {
     "atl08rec.vegetation": _definition(VEGETATION, _VEGETATION_FLAGS, time=("time",), hidden=("pflags",)),
     "waverec": {**_definition(WAVEFORM, {}),
                 "waveform": {"type": "FLOAT", "offset": WAVEFORM.itemsize * 8, "elements": 0, "flags": "LE"}},
+    **{rectype: {**_definition(ANCF_HEAD, {}), "fields": _batch("ancfrec.field", ANCF_HEAD.itemsize)}
+       for rectype in ("ancfrec", "ancfrec-icesat2sr")},
+    "ancfrec.field": {**_definition(ANCF_FIELD, {}, hidden=("value",)),
+                      "value": {"type": "UINT8", "offset": 24, "elements": 8, "flags": "LE"}},
+    **{rectype: {**_definition(ANCE_HEAD, {}), "data": {"type": "UINT8", "offset": ANCE_HEAD.itemsize * 8,
+                                                        "elements": 0, "flags": "LE"}}
+       for rectype in ("ancerec", "ancerec-icesat2sr")},
+    "conrec": {**_definition(CONTAINER, {}, size=16), "records": {"type": "conrec.entry", "offset": 64,
+                                                                 "elements": 0, "flags": "LE"}},
+    "conrec.entry": _definition(CONTAINER_ENTRY, {}),
     "exceptrec": _definition(EXCEPT, {}),
     "eventrec": {**_definition(EVENT_HEAD, {}, size=EVENT_DATASIZE),
                  "message": {"type": "STRING", "offset": EVENT_HEAD.itemsize * 8, "elements": 0, "flags": "LE"}},
@@ -160,20 +189,93 @@ def as_layout(rows: np.ndarray, layout: np.dtype) -> np.ndarray:
     return out
 
 
-def elevation_records(rows: np.ndarray, batch: int = BATCH_SIZE) -> Iterator[bytes]:
-    """``atl06rec`` (or ``atl06rec-compact``) records of at most ``batch`` elevations; none when empty."""
+def elevation_records(rows: np.ndarray, batch: int = BATCH_SIZE,
+                      ancillary: dict[str, np.ndarray] | None = None) -> Iterator[bytes]:
+    """``atl06rec`` (or ``atl06rec-compact``) records of at most ``batch`` elevations; none when empty.
+
+    With ``ancillary`` columns (aligned with ``rows``), each batch goes in a ``conrec`` with one
+    ``ancfrec`` per elevation after it, as SlideRule's ``Atl06Dispatch`` posts them.
+    """
     compact = set(rows.dtype.names or ()) == set(COMPACT.names)
     rows = as_layout(rows, COMPACT if compact else ELEVATION)
     rectype = "atl06rec-compact" if compact else "atl06rec"
     for start in range(0, len(rows), batch):
-        yield frame(rectype, rows[start:start + batch].tobytes())
+        record = frame(rectype, rows[start:start + batch].tobytes())
+        if not ancillary:
+            yield record
+            continue
+        part = {key: v[start:start + batch] for key, v in ancillary.items()}
+        ids = rows["extent_id"][start:start + batch]
+        yield container([record, *_field_records(ids, part)])
 
 
-def photon_records(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray) -> Iterator[bytes]:
-    """One ``atl03rec`` per extent, carrying that extent's photons."""
+def _field_records(extent_ids: np.ndarray, columns: dict[str, np.ndarray]) -> list[bytes]:
+    """``ancfrec`` (SlideRule's anc_types) then ``ancfrec-icesat2sr`` (ours) per elevation."""
+    out = []
+    for rectype, keys in _by_record(columns):
+        k, n = len(extent_ids), len(keys)
+        body = np.zeros((k,), dtype=np.dtype([("head", ANCF_HEAD), ("fields", ANCF_FIELD, (n,))]))
+        body["head"]["extent_id"], body["head"]["num_fields"] = extent_ids, n
+        for j, key in enumerate(keys):
+            anc_type, index, _ = parse_key(key)
+            values = columns[key]
+            code = 3 if values.dtype.kind in "iu" else 10
+            body["fields"]["anc_type"][:, j], body["fields"]["field_index"][:, j] = anc_type, index
+            body["fields"]["datatype"][:, j] = code
+            body["fields"]["value"][:, j] = values.astype(NUMPY_TYPE[code]).view("V8")
+        out.append(_frames(rectype, body.view(np.uint8).reshape(k, -1)))
+    return [bytes(row) for pair in zip(*out, strict=True) for row in pair]
+
+
+def _by_record(columns: dict) -> list[tuple[str, list[str]]]:
+    ours = [k for k in columns if parse_key(k)[0] not in SLIDERULE_ANC_TYPES]
+    theirs = [k for k in columns if parse_key(k)[0] in SLIDERULE_ANC_TYPES]
+    suffix = "-icesat2sr"
+    return [(r, keys) for r, keys in (("ancfrec", theirs), ("ancfrec" + suffix, ours)) if keys]
+
+
+def _frames(rectype: str, payloads: np.ndarray) -> np.ndarray:
+    """Records of one type and payload size at once: (k, L) payload bytes -> (k, 8 + name + L) bytes."""
+    head = np.frombuffer(_HEADER.pack(RECORD_VERSION, len(rectype) + 1, payloads.shape[1])
+                         + rectype.encode("ascii") + b"\0", dtype=np.uint8)
+    return np.hstack([np.broadcast_to(head, (len(payloads), head.size)), payloads])
+
+
+def container(records: list[bytes]) -> bytes:
+    """A ``conrec`` holding ``records`` (SlideRule's ContainerRecord: count, start, entries, records)."""
+    start = CONTAINER.itemsize + CONTAINER_ENTRY.itemsize * len(records)
+    sizes = np.array([len(r) for r in records], dtype=np.int64)
+    entries = np.zeros(len(records), dtype=CONTAINER_ENTRY)
+    entries["size"] = sizes
+    entries["offset"] = start + np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    head = np.array([(len(records), start)], dtype=CONTAINER).tobytes()
+    return frame("conrec", head + entries.tobytes() + b"".join(records))
+
+
+def photon_records(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray,
+                   ancillary: dict[str, np.ndarray] | None = None) -> Iterator[bytes]:
+    """One ``atl03rec`` per extent, carrying that extent's photons.
+
+    With ``ancillary`` columns (aligned with ``photons``), each extent goes in a ``conrec`` with one
+    ``ancerec`` per field after it (``ancerec-icesat2sr`` for our anc_types), as SlideRule's reader
+    posts them.
+    """
     extents, photons = as_layout(extents, EXTENT), as_layout(photons, PHOTON)
+    keys = [(key, parse_key(key)) for key in ancillary or ()]
     for i in range(len(extents)):
-        yield frame("atl03rec", extents[i:i + 1].tobytes() + photons[offsets[i]:offsets[i + 1]].tobytes())
+        a, b = offsets[i], offsets[i + 1]
+        record = frame("atl03rec", extents[i:i + 1].tobytes() + photons[a:b].tobytes())
+        if not keys:
+            yield record
+            continue
+        parts = [record]
+        for key, (anc_type, index, _) in keys:
+            values = ancillary[key][a:b]
+            head = np.array([(extents["extent_id"][i], b - a, anc_type, index, DATATYPE[values.dtype.str[1:]])],
+                            dtype=ANCE_HEAD)
+            rectype = "ancerec" if anc_type in SLIDERULE_ANC_TYPES else "ancerec-icesat2sr"
+            parts.append(frame(rectype, head.tobytes() + values.astype(values.dtype.newbyteorder("<")).tobytes()))
+        yield container(parts)
 
 
 def vegetation_records(rows: np.ndarray, batch: int = BATCH_SIZE) -> Iterator[bytes]:
@@ -222,7 +324,7 @@ def result_records(result: GranuleResult, done: int | None = None, total: int | 
         what = "0 " + _UNITS[result.kind]
     else:
         if result.kind == "atl06":
-            yield from elevation_records(result.elevations)
+            yield from elevation_records(result.elevations, ancillary=result.ancillary)
             what = f"{len(result.elevations)} elevations"
         elif result.kind == "atl08":
             yield from vegetation_records(result.vegetation)
@@ -230,7 +332,7 @@ def result_records(result: GranuleResult, done: int | None = None, total: int | 
                 yield from waveform_records(result.waveforms, result.waveform)
             what = f"{len(result.vegetation)} vegetation extents"
         else:
-            yield from photon_records(result.extents, result.photons, result.offsets)
+            yield from photon_records(result.extents, result.photons, result.offsets, result.ancillary)
             what = f"{len(result.photons)} photons in {len(result.extents)} extents"
     if done is not None and total is not None:
         yield event_record(INFO_LEVEL, f"{result.granule}: {what} ({done}/{total} granules)", GRANULE_SOURCE)
@@ -313,10 +415,30 @@ class Tables:
     waveforms: list[np.ndarray] = field(default_factory=list)
     waveform: list[np.ndarray] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    # ancillary values: (anc_type, field_index) -> {extent_id: value (ancfrec) or array (ancerec)}
+    anc_values: dict = field(default_factory=dict)
 
     def add(self, rectype: str, payload: bytes) -> Message | None:
         """Decode one record into the tables; returns it if it is a message."""
-        if rectype == "atl06rec":
+        if rectype == "conrec":
+            start = int(np.frombuffer(payload[:CONTAINER.itemsize], dtype=CONTAINER)[0]["start"])
+            for sub_type, sub_payload in iter_records([payload[start:]]):
+                self.add(sub_type, sub_payload)
+        elif rectype in ("ancfrec", "ancfrec-icesat2sr"):
+            head = np.frombuffer(payload[:ANCF_HEAD.itemsize], dtype=ANCF_HEAD)[0]
+            n = int(head["num_fields"])
+            fields = np.frombuffer(payload, dtype=ANCF_FIELD, count=n, offset=ANCF_HEAD.itemsize)
+            for f in fields:
+                value = np.frombuffer(f["value"].tobytes(), dtype=NUMPY_TYPE[int(f["datatype"])], count=1)[0]
+                key = (int(f["anc_type"]), int(f["field_index"]))
+                self.anc_values.setdefault(key, {})[int(head["extent_id"])] = value
+        elif rectype in ("ancerec", "ancerec-icesat2sr"):
+            head = np.frombuffer(payload[:ANCE_HEAD.itemsize], dtype=ANCE_HEAD)[0]
+            data = np.frombuffer(payload, dtype=NUMPY_TYPE[int(head["datatype"])], count=int(head["num_elements"]),
+                                 offset=ANCE_HEAD.itemsize)
+            key = (int(head["anc_type"]), int(head["field_index"]))
+            self.anc_values.setdefault(key, {})[int(head["extent_id"])] = data
+        elif rectype == "atl06rec":
             self.elevations.append(np.frombuffer(payload, dtype=ELEVATION))
         elif rectype == "atl06rec-compact":
             self.elevations.append(np.frombuffer(payload, dtype=COMPACT))
@@ -346,8 +468,12 @@ class Tables:
     def empty(self) -> bool:
         return not (self.elevations or self.extents or self.index or self.vegetation)
 
-    def result(self, granule: str, kind: str, compact: bool = False) -> GranuleResult:
-        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06``, ``atl03s`` or ``atl08``)."""
+    def result(self, granule: str, kind: str, compact: bool = False, fields: list | None = None) -> GranuleResult:
+        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06``, ``atl03s`` or ``atl08``).
+
+        ``fields`` (:func:`icesat2sr.granules.ancillary.requested_fields` of the request) names the
+        ancillary values; without it they are named ``field<index>``.
+        """
         out = GranuleResult(granule, kind)
         if kind == "atl08":
             out.vegetation = np.concatenate(self.vegetation) if self.vegetation else np.zeros(0, dtype=VEGETATION)
@@ -359,11 +485,31 @@ class Tables:
             dtype = COMPACT if compact else ELEVATION
             parts = [p for p in self.elevations if p.dtype == dtype]
             out.elevations = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+            out.ancillary = self._columns(out.elevations["extent_id"], None, fields)
             return out
         out.extents = np.concatenate(self.extents) if self.extents else np.zeros(0, dtype=EXTENT)
         out.photons = np.concatenate(self.photons) if self.photons else np.zeros(0, dtype=PHOTON)
         counts = [len(p) for p in self.photons]
         out.offsets = np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
+        out.ancillary = self._columns(out.extents["extent_id"], counts, fields)
+        return out
+
+    def _columns(self, extent_ids: np.ndarray, counts: list[int] | None, fields: list | None) -> dict | None:
+        """Ancillary columns aligned with the rows (one value per extent id, or its photons)."""
+        names = {(f.anc_type, f.index): f.name for f in fields or ()}
+        keys = list(names) if fields else sorted(self.anc_values)
+        if not keys:
+            return None
+        out = {}
+        for anc_type, index in keys:
+            by_id = self.anc_values.get((anc_type, index), {})
+            key = f"{anc_type}:{index}:{names.get((anc_type, index), f'field{index}')}"
+            if counts is None:
+                values = [by_id.get(int(e), np.nan) for e in extent_ids]
+                out[key] = np.array(values) if values else np.zeros(0)
+            else:
+                parts = [by_id.get(int(e), np.full(n, np.nan)) for e, n in zip(extent_ids, counts, strict=True)]
+                out[key] = np.concatenate(parts) if parts else np.zeros(0)
         return out
 
     def index_rows(self) -> np.ndarray:

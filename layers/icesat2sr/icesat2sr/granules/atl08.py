@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..request.errors import ResourceError
+from .ancillary import land_segment_index
 from .assets import Asset
 from .h5read import Read
 
@@ -196,7 +197,8 @@ def phoreal_inputs(row: np.ndarray, segment_id: np.ndarray, segment_ph_cnt: np.n
     relief[matched] = ph_h[row[matched]]
     counts = _segment_counts(segment_ph_cnt, granule)
     seg_of_ph = np.repeat(np.asarray(segment_id, dtype=np.int64), counts)[:n]
-    land = land_segment_index(seg_of_ph, atl08["segment_id_beg"], atl08["segment_id_end"])
+    land = land_segment_index(seg_of_ph, np.asarray(atl08["segment_id_beg"], dtype=np.int64),
+                              np.asarray(atl08["segment_id_end"], dtype=np.int64), None)
     land = np.concatenate((land, np.full(n - len(land), -1, dtype=np.int64)))
     covered = matched & (land >= 0)
     out = {"relief": relief}
@@ -205,27 +207,6 @@ def phoreal_inputs(row: np.ndarray, segment_id: np.ndarray, segment_ph_cnt: np.n
         flags[covered] = np.asarray(atl08[f"segment_{name}"])[land[covered]].astype(np.uint8)
         out[name] = flags
     return out
-
-
-def land_segment_index(segment_id: np.ndarray, segment_id_beg: np.ndarray,
-                       segment_id_end: np.ndarray) -> np.ndarray:
-    """Index of the ATL08 land segment holding each ATL03 segment id, -1 where none does.
-
-    Examples
-    --------
-    >>> land_segment_index(np.array([4, 5, 9, 11, 16]), np.array([5, 10, 15]), np.array([9, 14, 19]))
-    array([-1,  0,  0,  1,  2])
-    """
-    beg = np.asarray(segment_id_beg, dtype=np.int64)
-    end = np.asarray(segment_id_end, dtype=np.int64)
-    seg = np.asarray(segment_id, dtype=np.int64)
-    if len(beg) == 0:
-        return np.full(len(seg), -1, dtype=np.int64)
-    order = np.argsort(beg, kind="stable")
-    beg, end = beg[order], end[order]
-    i = np.maximum(np.searchsorted(beg, seg, side="right") - 1, 0)
-    inside = (beg[i] <= seg) & (seg <= end[i])
-    return np.where(inside, order[i], -1)
 
 
 def _segment_counts(segment_ph_cnt: np.ndarray, granule: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from ..request.errors import ResourceError
 from ..request.names import BEAMS, parse_atl03_name
 from ..request.params import Parms
 from ..request.polygon import inside
+from . import ancillary
 from .assets import Asset
 from .atl08 import read_classes
 from .beam import Beam
@@ -57,9 +58,12 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         sc_orient = _sc_orient(h5, beams[0], "orbit_info" in present)
         runs = _segment_runs(h5, beams, parms)
         beams = [b for b in beams if runs[b] is not None]
-        data = h5.read(_run_reads(beams, runs, parms))
+        fields = ancillary.requested_fields(parms)  # ancillary fields: read with the rest
+        data = h5.read(_run_reads(beams, runs, parms) + ancillary.atl03_reads(beams, runs, fields))
+    need08 = parms.atl08_class or parms.atl08_fields
     atl08 = (read_classes(asset, name.atl08, beams, runs, data, resource, phoreal=parms.phoreal is not None)
-             if parms.atl08_class else {})
+             if need08 else {})
+    land = ancillary.read_land_segments(asset, name.atl08, beams, runs, data, fields, resource)
     out = []
     for b in beams:
         (s0, _), (p0, _), counts = runs[b]
@@ -67,6 +71,8 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         for field, values in atl08.get(b, {}).items():  # atl08_class (+ relief, landcover, snowcover)
             setattr(beam, field, values)
         check_values(beam)
+        if fields:
+            beam.extra["ancillary"] = ancillary.photon_values(beam, data, fields, land.get(b))
         out.append(beam)
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -29,7 +30,6 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "atl03_geo_fields", "atl03_ph_fields", "atl03_corr_fields", "atl08_fields", "atl06_fields",
     "output", "samples", "raster", "region_mask", "fit", "cmr", "points_in_polygon",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
@@ -132,6 +132,12 @@ class Parms:
     sigma_r_max: float = 5.0
     compact: bool = False
     timeout: float | None = None
+    # ancillary fields (docs/parameters.md "Ancillary fields"): dataset names per family
+    atl03_geo_fields: tuple[str, ...] | None = None
+    atl03_corr_fields: tuple[str, ...] | None = None
+    atl03_ph_fields: tuple[str, ...] | None = None
+    atl03_bckgrd_fields: tuple[str, ...] | None = None
+    atl08_fields: tuple[str, ...] | None = None
     # PhoREAL vegetation metrics (atl08 / atl08p)
     phoreal: Phoreal | None = None
 
@@ -161,6 +167,8 @@ class Parms:
                 raise ParameterError(str(key), "parameter names must be strings")
             if key in _IGNORED:
                 continue
+            if key == "atl06_fields":
+                raise ParameterError(key, ATL06_FIELDS_MESSAGE)
             if key in _UNSUPPORTED:
                 raise ParameterError(key, "is a SlideRule option that icesat2sr does not support")
             parse = _PARSERS.get(key)
@@ -221,16 +229,32 @@ class Parms:
         return out
 
     @property
+    def ancillary(self) -> bool:
+        """Whether any ancillary field is requested."""
+        return any(getattr(self, key) for key in ANCILLARY_KEYS)
+
+    @property
     def selected_beams(self) -> tuple[str, ...]:
         """Beams to process: ``beams`` restricted to ``track`` (0 = all tracks)."""
         return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
 
-    def with_phoreal(self) -> Parms:
-        """These parameters with PhoREAL on: what SlideRule's ``atl08`` endpoints compute.
+    def for_kind(self, kind: str) -> Parms:
+        """These parameters as a processing kind uses them; refuses what the kind cannot do.
 
-        SlideRule leaves the metrics uninitialised when the request has no ``phoreal`` table; we
-        run PhoREAL with its defaults instead (docs/decisions.md, PhoREAL).
+        ``atl08`` (SlideRule's PhoREAL endpoints) runs PhoREAL with its defaults when the request
+        has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
+        PhoREAL). Ancillary fields are not carried to PhoREAL results yet: refused, not dropped.
+
+        Raises
+        ------
+        ParameterError
+            ``atl08`` with ancillary fields.
         """
+        if kind != "atl08":
+            return self
+        if self.ancillary:
+            key = next(k for k in ANCILLARY_KEYS if getattr(self, k))
+            raise ParameterError(key, "ancillary fields are not supported with PhoREAL (atl08/atl08p) yet")
         return self if self.phoreal is not None else self.replace(phoreal={})
 
     @property
@@ -396,6 +420,38 @@ def _choice(choices: tuple[str, ...]):
     return parse
 
 
+# ---------------------------------------------------------------------- ancillary fields
+ANCILLARY_KEYS = ("atl03_ph_fields", "atl03_geo_fields", "atl08_fields", "atl03_corr_fields", "atl03_bckgrd_fields")
+"""Ancillary field families, in SlideRule's ``anc_type`` order (0 ph, 1 geo, 2 atl08), then ours (4 corr, 5 bckgrd)."""
+MAX_ANCILLARY_FIELDS = 64
+ATL06_FIELDS_MESSAGE = ("selects ATL06 standard-product fields (land_ice_segments), which only SlideRule's "
+                        "atl06s/atl06x subsetters of ATL06 granules return; icesat2sr computes ATL06-SR from ATL03: "
+                        "request ATL03 fields with atl03_geo_fields, atl03_corr_fields, atl03_ph_fields or "
+                        "atl03_bckgrd_fields, or ATL08 fields with atl08_fields")
+_FIELD_NAME = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
+
+
+def _parse_fields(key: str, value: Any) -> tuple[str, ...] | None:
+    """A list of dataset names below the family's group (``canopy/h_canopy``; ``name%`` for atl08)."""
+    if not isinstance(value, list | tuple):
+        raise ParameterError(key, f"expected a list of dataset names, got {_kind(value)} {value!r}")
+    if len(value) > MAX_ANCILLARY_FIELDS:
+        raise ParameterError(key, f"has {len(value)} fields; at most {MAX_ANCILLARY_FIELDS} are supported")
+    out: list[str] = []
+    for name in value:
+        if not isinstance(name, str):
+            raise ParameterError(key, f"field names must be strings, got {_kind(name)} {name!r}")
+        bare = name[:-1] if key == "atl08_fields" and name.endswith("%") else name
+        if not _FIELD_NAME.match(bare):
+            suffix = " (a trailing % is allowed)" if key == "atl08_fields" else ""
+            raise ParameterError(key, f"'{name}' is not a dataset name like 'solar_elevation' or "
+                                      f"'canopy/h_canopy'{suffix}")
+        if name in out:
+            raise ParameterError(key, f"'{name}' is listed twice")
+        out.append(name)
+    return tuple(out) or None
+
+
 _PARSERS = {
     "asset": _parse_asset,
     "poly": _parse_poly,
@@ -424,9 +480,11 @@ _PARSERS = {
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+    **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
     "phoreal": _parse_phoreal,
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout", "phoreal"}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
+             *ANCILLARY_KEYS, "phoreal"}
 
 
 def defaults() -> dict[str, Any]:

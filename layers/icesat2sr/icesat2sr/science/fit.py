@@ -43,6 +43,8 @@ _INT64_MIN = np.iinfo(np.int64).min
 _TWO63 = 2.0**63
 
 _POSITION_FIELDS = ("latitude", "longitude", "time_ns", "y_atc", "delta_time")
+_FIT_OUTPUTS = ("h_mean", "dh_fit_dx", "n_fit_photons", "pflags", "w_surface_window_final", "rms_misfit",
+                "h_sigma", "fitted", "in_fit")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def fit_extents(
     time_ns: np.ndarray | None = None,
     y_atc: np.ndarray | None = None,
     delta_time: np.ndarray | None = None,
+    extras: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit SlideRule's ATL06-SR line to every extent of a beam.
 
@@ -116,6 +119,9 @@ def fit_extents(
         range, as x86-64 converts).
     y_atc : ndarray of float32, shape (N,), optional
         Across-track distance (m).
+    extras : dict of str to ndarray of float64, shape (N,), optional
+        Further named photon columns (e.g. ancillary fields), fitted to the extent centre with the
+        final LSF weights like ``latitude``; returned under their names (float64).
 
     Returns
     -------
@@ -146,11 +152,15 @@ def fit_extents(
     h32 = np.asarray(h, dtype=np.float32)
     _check_layout(offsets, x32, h32)
     n_ext = offsets.size - 1
-    extras = _extras(latitude, longitude, time_ns, y_atc, delta_time)
-    out = _empty_outputs(n_ext, x32.size, extras)
+    columns = _extras(latitude, longitude, time_ns, y_atc, delta_time)
+    for name, values in (extras or {}).items():
+        if name in _POSITION_FIELDS or name in _FIT_OUTPUTS:
+            raise ValueError(f"extras: {name!r} is a reserved output name")
+        columns[name] = np.asarray(values, dtype=np.float64)
+    out = _empty_outputs(n_ext, x32.size, columns)
     with np.errstate(all="ignore"):
         bg_density = _background_density(n_ext, extent_length, velocity, background_rate)
-        _window_loop(offsets, x32, h32, bg_density, s, extras, out)
+        _window_loop(offsets, x32, h32, bg_density, s, columns, out)
     return out
 
 

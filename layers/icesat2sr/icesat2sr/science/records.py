@@ -183,6 +183,8 @@ class GranuleResult:
     ``kind`` is ``atl06`` (``elevations``), ``atl03s`` (``extents``, ``photons``, ``offsets``) or
     ``atl08`` (``vegetation``, and with ``send_waveform`` ``waveforms`` and ``waveform``).
     ``error`` holds ``(code, message)`` when the granule failed (other tables then empty).
+    ``ancillary`` holds the requested ancillary fields, one array per field (keys from
+    :func:`icesat2sr.science.ancillary.column_key`) aligned with ``elevations`` or ``photons``.
     """
 
     granule: str
@@ -196,6 +198,7 @@ class GranuleResult:
     waveform: np.ndarray | None = None
     error: tuple[int, str] | None = None
     stats: dict = field(default_factory=dict)
+    ancillary: dict[str, np.ndarray] | None = None
 
     @property
     def rows(self) -> int:
@@ -240,6 +243,8 @@ def pack(result: GranuleResult) -> bytes:
         value = getattr(result, name)
         if value is not None:
             body[name] = _pack_array(value)
+    if result.ancillary is not None:
+        body["ancillary"] = [[key, _pack_array(np.ascontiguousarray(v))] for key, v in result.ancillary.items()]
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -250,8 +255,9 @@ def unpack(data: bytes) -> GranuleResult:
         raise ValueError("not an icesat2sr result")
     tables = {name: _unpack_array(body[name]) for name in _TABLES if name in body}
     error = tuple(body["error"]) if body.get("error") else None
+    ancillary = {key: _unpack_array(v) for key, v in body["ancillary"]} if "ancillary" in body else None
     return GranuleResult(body["granule"], body["kind"], error=error, stats=body.get("stats") or {},
-                         **tables)
+                         ancillary=ancillary, **tables)
 
 
 def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -259,10 +265,24 @@ def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
 
 
+def concat_ancillary(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
+    """Ancillary columns of several tables, stacked in order (None when none has any)."""
+    given = [p for p in parts if p is not None]
+    if not given:
+        return None
+    out = {}
+    for key in given[0]:
+        arrays = [p[key] for p in given]
+        filled = [a for a in arrays if len(a)] or arrays[:1]   # an empty part must not change the dtype
+        out[key] = np.concatenate(filled)
+    return out
+
+
 def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
     """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
+    merged.ancillary = concat_ancillary([r.ancillary for r in ok])
     if kind == "atl06":
         parts = [r.elevations for r in ok if r.elevations is not None]
         merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)

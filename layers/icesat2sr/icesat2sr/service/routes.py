@@ -268,6 +268,7 @@ def parse_job(kind: str, request: dict, config: Config) -> Job:
     resources = _resources(request, parms)
     parms.pop("resources", None)
     checked = Parms.from_dict(parms)
+    checked.for_kind(kind)  # what the kind cannot do is a 400 before any work
     asset = config.resolve(asset_name)
     if resources is None:
         resources = discover(checked, asset)

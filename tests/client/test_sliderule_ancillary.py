@@ -1,0 +1,109 @@
+"""Ancillary fields through the official sliderule clients (4.20.0, 5.7.0, unmodified) and ``icesat2sr serve``.
+
+Every family SlideRule's clients can name (``atl03_ph_fields``, ``atl03_geo_fields``,
+``atl08_fields``, also with ``%`` and ``canopy/...`` names) goes through atl06p and atl03sp, and
+SlideRule's documented examples run unchanged; each frame equals the CLI's for the same request
+(rows, columns, values, dtypes). ``atl03_corr_fields``/``atl03_bckgrd_fields`` (icesat2sr's
+extension records) are ignored by these clients without failing the request.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import geopandas
+import pytest
+
+from icesat2sr.cli import main as cli
+
+from .test_sliderule_clients import ATL03, ATL06, CLIENTS, assert_same_rows, region, server_url  # noqa: F401
+
+SCRIPT = Path(__file__).with_name("sliderule_ancillary_script.py")
+GEO = ["solar_elevation", "dem_h", "surf_type", "ref_azimuth"]
+PH = ["h_ph", "ph_id_channel", "ph_id_count"]
+ATL08 = ["canopy/h_canopy", "segment_landcover", "h_dif_ref%", "rgt"]
+DOC = {"srt": 0, "cnf": 4, "len": 40.0, "res": 20.0}   # SlideRule's ancillary_fields notebook
+
+pytestmark = pytest.mark.client
+
+
+def requests(names, poly):
+    both = [names[1], names[0]]
+    return {
+        "atl06p_all": ("atl06p", both, {**ATL06, "atl03_geo_fields": GEO, "atl03_ph_fields": PH,
+                                        "atl08_fields": ATL08}),
+        "atl03sp_all": ("atl03sp", both, {**ATL03, "poly": poly, "atl03_geo_fields": GEO, "atl03_ph_fields": PH,
+                                          "atl08_fields": ATL08}),
+        "doc_atl06p": ("atl06p", both, {**DOC, "atl03_geo_fields": ["ref_azimuth", "ref_elev"]}),
+        "doc_atl03sp": ("atl03sp", both, {**DOC, "poly": poly, "atl03_geo_fields": ["ref_azimuth", "ref_elev"],
+                                          "atl03_ph_fields": ["ph_id_channel"]}),
+        "doc_atl03s": ("atl03s", both[:1], {**DOC, "poly": poly, "srt": 0, "cnf": 0,
+                                           "atl03_ph_fields": ["ph_id_count"]}),
+        "ours_only": ("atl06p", both, {**ATL06, "atl03_corr_fields": ["geoid"],
+                                       "atl03_bckgrd_fields": ["bckgrd_counts"], "atl03_geo_fields": ["dac"]}),
+    }
+
+
+@pytest.fixture(scope="module")
+def cases(synth_names, region):  # noqa: F811
+    return requests(synth_names, region)
+
+
+@pytest.fixture(scope="module")
+def cli_frames(synth_dir, cases, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli-anc")
+    out = {}
+    for key, (api, names, parms) in cases.items():
+        path = d / f"{key}.parquet"
+        kind = "atl06" if api.startswith("atl06") else "atl03s"
+        assert cli([kind, *names, "--path", str(synth_dir), "--parms", json.dumps(parms), "-o", str(path), "-q",
+                    "--workers", "1"]) == 0
+        out[key] = geopandas.read_parquet(path)
+    return out
+
+
+@pytest.fixture(scope="module", params=list(CLIENTS))
+def client_frames(request, server_url, cases, tmp_path_factory):  # noqa: F811
+    python = CLIENTS[request.param]
+    if not python.exists():
+        pytest.fail(f"{python} is missing: run `make setup-clients`")
+    d = tmp_path_factory.mktemp(f"anc-{request.param}")
+    spec = {key: {"api": api, "resources": names, "parms": parms} for key, (api, names, parms) in cases.items()}
+    (d / "requests.json").write_text(json.dumps(spec))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run([str(python), str(SCRIPT), server_url, str(d / "requests.json"), str(d / "out")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    errors = json.loads((d / "out" / "errors.json").read_text())
+    assert errors == {}
+    return {key: geopandas.read_parquet(d / "out" / f"{key}.parquet") for key in cases}
+
+
+def test_elevation_ancillary_columns_equal_the_cli(client_frames, cli_frames):
+    client, ours = client_frames["atl06p_all"], cli_frames["atl06p_all"]
+    assert_same_rows(client, ours)
+    expected = {*GEO, *PH, *(f for f in ATL08 if f != "rgt"), "rgt_x", "rgt_y"}
+    assert expected <= set(client.columns)
+    assert client["h_ph"].dtype == "float64" and client["segment_landcover"].dtype == "int64"
+
+
+def test_photon_ancillary_columns_equal_the_cli(client_frames, cli_frames):
+    client, ours = client_frames["atl03sp_all"], cli_frames["atl03sp_all"]
+    assert_same_rows(client, ours, loose_dtype=("spot",))
+    assert {*GEO, *PH, *ATL08} <= set(client.columns)
+    assert str(client["ph_id_channel"].dtype) == "uint8" and str(client["segment_landcover"].dtype) == "int16"
+
+
+@pytest.mark.parametrize("key", ["doc_atl06p", "doc_atl03sp", "doc_atl03s"])
+def test_sliderule_documented_examples(client_frames, cli_frames, key):
+    loose = () if key == "doc_atl06p" else ("spot",)
+    assert_same_rows(client_frames[key], cli_frames[key], loose_dtype=loose)
+    assert {"ref_azimuth", "ref_elev"} <= set(client_frames[key].columns) or "ph_id_count" in client_frames[key]
+
+
+def test_extension_families_do_not_break_the_official_clients(client_frames, cli_frames):
+    client, ours = client_frames["ours_only"], cli_frames["ours_only"]
+    assert {"geoid", "bckgrd_counts", "dac"} <= set(ours.columns)
+    assert "dac" in client.columns and not {"geoid", "bckgrd_counts"} & set(client.columns)
+    assert_same_rows(client, ours)
