@@ -71,26 +71,25 @@ class Phoreal:
     above_classifier: bool = False
 
 
+def _parse_geoloc(key: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(PHOREAL_GEOLOC):
+        value = PHOREAL_GEOLOC[value]
+    if value not in PHOREAL_GEOLOC:
+        raise ParameterError(key, f"unknown value {value!r} (allowed: {', '.join(PHOREAL_GEOLOC)} or 0..2)")
+    return value
+
+
+_PHOREAL_PARSERS = {
+    "binsize": lambda k, v: _number(k, v, 0.0, 1000.0, lo_open=True),
+    "geoloc": _parse_geoloc,
+    "use_abs_h": lambda k, v: _boolean(k, v),
+    "send_waveform": lambda k, v: _boolean(k, v),
+    "above_classifier": lambda k, v: _boolean(k, v),
+}
+
+
 def _parse_phoreal(key: str, value: Any) -> Phoreal:
-    if not isinstance(value, dict):
-        raise ParameterError(key, f"expected an object like {{\"binsize\": 1.0}}, got {_kind(value)}")
-    kw: dict[str, Any] = {}
-    for k, v in value.items():
-        sub = f"{key}.{k}"
-        if k == "binsize":
-            kw[k] = _number(sub, v, 0.0, 1000.0, lo_open=True)
-        elif k == "geoloc":
-            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(PHOREAL_GEOLOC):
-                v = PHOREAL_GEOLOC[v]
-            if v not in PHOREAL_GEOLOC:
-                raise ParameterError(sub, f"unknown value {v!r} (allowed: {', '.join(PHOREAL_GEOLOC)} or 0..2)")
-            kw[k] = v
-        elif k in ("use_abs_h", "send_waveform", "above_classifier"):
-            kw[k] = _boolean(sub, v)
-        else:
-            raise ParameterError(sub, "unknown PhoREAL setting (known: binsize, geoloc, use_abs_h, "
-                                      "send_waveform, above_classifier)")
-    return Phoreal(**kw)
+    return Phoreal(**_parse_table(key, value, '{"binsize": 1.0}', _PHOREAL_PARSERS, "PhoREAL setting"))
 
 
 @dataclass(frozen=True)
@@ -337,26 +336,32 @@ def _parse_srt(key: str, value: Any) -> int:
     return _enum_value(key, value, SRT_NAMES, "surface_type_", -1, 4)
 
 
+_YAPC_PARSERS = {
+    "score": lambda k, v: _integer(k, v, 0, 255),
+    "knn": lambda k, v: _integer(k, v, 0, 10000),
+    "min_ph": lambda k, v: _integer(k, v, 0, 10000),
+    "min_knn": lambda k, v: _integer(k, v, 1, 10000),
+    "win_h": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "win_x": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "version": lambda k, v: _integer(k, v, 0, 3),
+}
+
+
 def _parse_yapc(key: str, value: Any) -> Yapc:
+    return Yapc(**_parse_table(key, value, '{"score": 0}', _YAPC_PARSERS, "YAPC setting"))
+
+
+def _parse_table(key: str, value: Any, example: str, parsers: dict, what: str) -> dict[str, Any]:
+    """A settings object (``yapc``, ``phoreal``): each member checked by its parser, errors naming ``key.member``."""
     if not isinstance(value, dict):
-        raise ParameterError(key, f"expected an object like {{\"score\": 0}}, got {_kind(value)}")
-    kw: dict[str, Any] = {}
+        raise ParameterError(key, f"expected an object like {example}, got {_kind(value)}")
+    out: dict[str, Any] = {}
     for k, v in value.items():
-        sub = f"{key}.{k}"
-        if k == "score":
-            kw[k] = _integer(sub, v, 0, 255)
-        elif k in ("knn", "min_ph"):
-            kw[k] = _integer(sub, v, 0, 10000)
-        elif k == "min_knn":
-            kw[k] = _integer(sub, v, 1, 10000)
-        elif k in ("win_h", "win_x"):
-            kw[k] = _number(sub, v, 0.0, 10000.0, lo_open=True)
-        elif k == "version":
-            kw[k] = _integer(sub, v, 0, 3)
-        else:
-            raise ParameterError(sub, "unknown YAPC setting (known: score, knn, min_knn, min_ph, "
-                                      "win_h, win_x, version)")
-    return Yapc(**kw)
+        parse = parsers.get(k)
+        if parse is None:
+            raise ParameterError(f"{key}.{k}", f"unknown {what} (known: {', '.join(parsers)})")
+        out[k] = parse(f"{key}.{k}", v)
+    return out
 
 
 def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
