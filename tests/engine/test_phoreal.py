@@ -163,3 +163,20 @@ def test_above_classifier_moves_canopy_not_ground(tmp_path):
     assert moved.sum() > 100 and np.all(above["atl08_class"][moved] == 3)
     assert np.all(plain["atl08_class"][moved] == 2) and np.all(above["atl03_cnf"][moved] == 4)
     assert np.array_equal(plain["atl08_class"] == 1, above["atl08_class"] == 1)     # ground kept
+
+
+def test_a_beam_missing_from_atl08_is_unclassified_not_an_error(forest_dir, tmp_path):
+    import shutil
+
+    import h5py
+
+    for path in forest_dir.glob("ATL0*.h5"):
+        shutil.copy(path, tmp_path / path.name)
+    with h5py.File(next(tmp_path.glob("ATL08_*.h5")), "a") as f:
+        del f["gt1l"]
+    parms = {"srt": 0, "len": 100.0, "res": 100.0, "beams": ["gt1l", "gt1r"]}
+    unclassified = run(tmp_path, "atl08", {**parms, "atl08_class": [1, 2, 3, 4]}).vegetation
+    gt1l = unclassified[unclassified["gt"] == 10]
+    assert len(gt1l) > 50 and gt1l["gnd_ph_count"].sum() == gt1l["veg_ph_count"].sum() == 0
+    assert set(gt1l["landcover"]) == {255} and set(gt1l["snowcover"]) == {255}
+    assert set(run(tmp_path, "atl08", parms).vegetation["gt"]) == {20}   # default classes: gt1l has none

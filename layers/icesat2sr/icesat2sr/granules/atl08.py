@@ -58,7 +58,10 @@ def read_classes(asset: Asset, atl08_name: str, beams: Sequence[str], runs: dict
             if len(flags) != len(atl08[f"/{b}/signal_photons/ph_segment_id"]):
                 raise ResourceError(resource, f"ATL08 /{b}/signal_photons arrays differ in length")
         out[b] = {"atl08_class": classes_of_rows(row, flags, resource)}
-        if phoreal:
+        if phoreal and not len(flags):   # nothing classified: no relief, no land segment
+            out[b].update(relief=np.zeros(n, dtype=np.float32), landcover=np.full(n, INVALID_FLAG, dtype=np.uint8),
+                          snowcover=np.full(n, INVALID_FLAG, dtype=np.uint8))
+        elif phoreal:
             group = {f: atl08.get(f"/{b}/{g}/{f}") for g, names in (("signal_photons", ("ph_h",)),
                                                                      ("land_segments", segment_fields))
                      for f in names}
