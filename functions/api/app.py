@@ -8,11 +8,14 @@ reports it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 
 from icesat2sr.service.jobs import client
 
@@ -37,13 +40,38 @@ def _error(status: int, message: str) -> Response:
     return Response(status_code=status, content_type="application/json", body=json.dumps({"error": message}))
 
 
+class BadEvent(ValueError):
+    """The request's body cannot be read as sent (HTTP 400)."""
+
+
+def _body() -> bytes:
+    """The request body as bytes: base64-decoded when API Gateway says so, else UTF-8 text."""
+    event = app.current_event
+    body = event.body
+    if body is None:
+        return b""
+    if not isinstance(body, str):
+        raise BadEvent("request body must be text")
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadEvent("request body is not valid base64 (isBase64Encoded is set)") from None
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadEvent("request body is not valid UTF-8 text") from None
+
+
 def _sync() -> Response:
-    from icesat2sr.service import apigw, jobs, routes
+    from icesat2sr.service import apigw, jobs
 
     event = app.current_event
-    body = (event.decoded_body or "").encode()
-    response = routes.handle(event.http_method, event.path, dict(event.headers or {}), body, jobs.route_config())
-    return _answer(apigw.collect(response, event.path))
+    headers = {str(k): str(v) for k, v in (event.headers or {}).items()}
+    remaining = _context.get_remaining_time_in_millis() / 1000 if _context is not None else apigw.DEADLINE_S
+    deadline = min(apigw.DEADLINE_S, remaining - apigw.MARGIN_S)
+    return _answer(apigw.answer(event.http_method, event.path, headers, _body(), jobs.route_config(),
+                                deadline_s=deadline))
 
 
 for _method, _paths in SYNC_ROUTES.items():
@@ -56,15 +84,13 @@ def _submit(route: str) -> Response:
     from icesat2sr.service import jobs, routes
 
     try:
-        body = json.loads(app.current_event.decoded_body or "{}")
-        if not isinstance(body, dict):
-            raise routes.BadRequest("request body must be a JSON object")
+        body = routes.parse_body(_body())
         answer = jobs.submit(client("lambda"), client("s3"), jobs.Settings.from_env(), jobs.API_KINDS[route],
                              body, jobs.route_config())
-    except json.JSONDecodeError as exc:
-        return _error(400, f"request body is not valid JSON ({exc})")
-    except (Icesat2srError, ValueError) as exc:
-        return _error(400, str(exc))
+    except (Icesat2srError, ValueError) as exc:   # BadRequest, ParameterError, BadEvent, ...
+        return _error(400, routes.public_message(str(exc)))
+    except RecursionError:
+        return _error(400, "request is nested too deeply")
     logger.info("job submitted", extra={"job": answer["job"], "route": route})
     return Response(status_code=202, content_type="application/json", body=json.dumps(answer),
                     headers={"Location": answer["status_url"]})
@@ -96,7 +122,33 @@ def job(job_id: str) -> Response:
     return Response(status_code=200, content_type="application/json", body=json.dumps(status))
 
 
+@app.exception_handler(BadEvent)
+def _bad_event(exc: BadEvent) -> Response:
+    return _error(400, str(exc))
+
+
+@app.exception_handler(ServiceError)   # powertools' own: no such route (404) and the like
+def _service_error(exc: ServiceError) -> Response:
+    from icesat2sr.service.routes import public_message
+
+    if isinstance(exc, NotFoundError):
+        event = app.current_event
+        return _error(404, public_message(f"no endpoint {event.http_method} {event.path}"[:200]))
+    return _error(int(exc.status_code), str(exc.msg))
+
+
+@app.exception_handler(Exception)
+def _bug(exc: Exception) -> Response:
+    logger.error("request failed", exc_info=exc)
+    return _error(500, f"internal error ({type(exc).__name__}); the function's log has the details")
+
+
+_context = None
+
+
 @logger.inject_lambda_context(log_event=os.environ.get("POWERTOOLS_LOGGER_LOG_EVENT") == "true")
 def handler(event: dict, context) -> dict:
     """Lambda entry point (API Gateway REST proxy event)."""
+    global _context
+    _context = context
     return app.resolve(event, context)

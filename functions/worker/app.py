@@ -32,8 +32,10 @@ def handler(event: dict, context) -> dict:
 
     config = jobs.route_config()
     ref = event["request"]
-    _, asset, _ = jobs.load_request(client("s3"), ref["bucket"], ref["key"], config)
+    # every read and write of the job's files goes through credentials limited to its prefix
+    s3 = jobs.job_client(client("sts"), jobs.Settings.from_env(), jobs.check_job_id(event["job"]))
+    _, asset, _ = jobs.load_request(s3, ref["bucket"], ref["key"], config)
     memory = int(getattr(context, "memory_limit_in_mb", 0) or os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0))
-    summary = jobs.run_granule(client("s3"), event, config, memory_mb=memory, credentials=credentials(asset.name))
+    summary = jobs.run_granule(s3, event, config, memory_mb=memory, credentials=credentials(asset.name))
     logger.info("granule done", extra=summary)
     return summary

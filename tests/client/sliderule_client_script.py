@@ -67,9 +67,10 @@ def main(url, request_file, outdir):
     summary["missing_rows"] = len(with_missing)
     summary["missing_errors"] = errors
 
-    # PhoREAL: named granules (with waveforms) and every granule of the server (resources=None)
+    # PhoREAL: with waveforms, and with only {"phoreal": {"binsize": 1.0}} (the server's defaults otherwise);
+    # the names are every granule of the server (a query without any filter is refused)
     icesat2.atl08p(dict(request["atl08"]), resources=names).to_parquet(out / "atl08p.parquet")
-    icesat2.atl08p(dict(request["atl08_discovered"])).to_parquet(out / "atl08p_discovered.parquet")
+    icesat2.atl08p(dict(request["atl08_discovered"]), resources=names).to_parquet(out / "atl08p_discovered.parquet")
 
     # resources=None: the server finds the granules (here: by rgt)
     summary["discovered_rows"] = len(icesat2.atl06p({**p06, "rgt": request["rgt"]}))

@@ -18,18 +18,16 @@ from icesat2sr.request.errors import ParameterError
 from icesat2sr.request.params import Parms
 from icesat2sr.science.records import concat
 from icesat2sr.service.routes import Config
-from icesat2sr.service.server import make_server
+from icesat2sr.service.server import Server
 
 PARMS = {"cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}
 
 
 @pytest.fixture(scope="module")
 def url(synth_dir):
-    srv = make_server(Config(path=str(synth_dir), workers=2), "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield f"127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    srv = Server(Config(path=str(synth_dir), workers=2), "127.0.0.1", 0).start()
+    yield f"127.0.0.1:{srv.port}"
+    srv.stop()
 
 
 @pytest.fixture

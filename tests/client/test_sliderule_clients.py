@@ -27,7 +27,7 @@ ATL06 = {"cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}
 ATL03 = {"cnf": 2, "len": 20.0, "res": 20.0, "ats": 10.0, "cnt": 5, "yapc": {"score": 0},
          "atl08_class": ["atl08_ground", "atl08_canopy", "atl08_unclassified"]}
 ATL08 = {"srt": 0, "cnf": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0, "send_waveform": True}}
-ATL08_DISCOVERED = {"phoreal": {"binsize": 1.0}}      # = `icesat2sr atl08p --path DIR --parms '...'`
+ATL08_DISCOVERED = {"phoreal": {"binsize": 1.0}}      # `icesat2sr atl08p --path DIR --parms '...'` (every granule)
 
 pytestmark = pytest.mark.client
 

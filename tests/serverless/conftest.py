@@ -29,6 +29,7 @@ DATA_BUCKET, DATA_PREFIX = "icesat2sr-data", "ATLAS"
 RESULTS_BUCKET = "icesat2sr-results"
 STATE_MACHINE = "icesat2sr-atl06p"
 FUNCTIONS = ("api", "orchestrator", "worker", "aggregator")
+JOB_WRITER_ROLE = "arn:aws:iam::123456789012:role/icesat2sr-job-writer"  # the worker's writes (template.yaml)
 # DefinitionSubstitutions for the tests (template.yaml has the deployed values)
 TEST_SUBSTITUTIONS = {"MaxConcurrency": "4", "ToleratedFailurePercentage": "10.0", "WorkerTaskTimeoutSeconds": "20",
                       "WorkerMaxRetries": "2", "RetryIntervalSeconds": "1"}
@@ -115,7 +116,8 @@ def aws_env(monkeypatch):
            "RESULTS_BUCKET": RESULTS_BUCKET, "ORCHESTRATOR_FUNCTION": "orchestrator",
            "STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:123456789012:stateMachine:{STATE_MACHINE}",
            "ICESAT2SR_DEFAULT_ASSET": "atlas-s3", "ICESAT2SR_ATLAS_S3": f"{DATA_BUCKET}/{DATA_PREFIX}",
-           "WORKER_MEMORY_MB": "2048", "POWERTOOLS_SERVICE_NAME": "icesat2sr-test"}
+           "WORKER_MEMORY_MB": "2048", "POWERTOOLS_SERVICE_NAME": "icesat2sr-test",
+           "JOB_WRITER_ROLE_ARN": JOB_WRITER_ROLE}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
@@ -144,7 +146,9 @@ def stack(aws_env, granules, monkeypatch, request):
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         for name, data in granules.items():
             s3.put_object(Bucket=DATA_BUCKET, Key=f"{DATA_PREFIX}/{name}", Body=data)
-        role = boto3.client("iam").create_role(RoleName="icesat2sr-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        iam = boto3.client("iam")
+        role = iam.create_role(RoleName="icesat2sr-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        iam.create_role(RoleName=JOB_WRITER_ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument="{}")
         zipped = io.BytesIO()
         with zipfile.ZipFile(zipped, "w") as z:
             z.writestr("app.py", "def handler(event, context):\n    return event\n")

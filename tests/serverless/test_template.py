@@ -153,3 +153,90 @@ def test_state_machine_substitutions_match_the_template():
     assert set(TEST_SUBSTITUTIONS) <= placeholders
     assert '"ToleratedFailurePercentage": ${ToleratedFailurePercentage}' in text
     assert '"10.0"' in template  # moto's grammar (and ours) want a decimal point
+
+
+# ---------------------------------------------------------------------- the stack is its owner's (issue 10)
+SECURED = {"Fn::If": ["UseApiKey", [{"api_key": []}], [{"sigv4": []}]]}
+
+
+def test_every_route_requires_sigv4_or_an_api_key(rendered):
+    template = rendered["Resources"]
+    assert rendered["Parameters"]["ApiAuth"]["Default"] == "AWS_IAM"
+    assert rendered["Conditions"]["UseApiKey"] == {"Fn::Equals": [{"Ref": "ApiAuth"}, "API_KEY"]}
+    body = template["Icesat2srApi"]["Properties"]["Body"]
+    assert body["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+    assert body["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    events = template["ApiFunction"]["Properties"].get("Events") or {}
+    methods = [(path, method, op) for path, ops in body["paths"].items() for method, op in ops.items()]
+    assert len(methods) == 17 and not events   # the 17 routes of ApiFunction, all merged into the body
+    for path, method, op in methods:
+        assert "x-amazon-apigateway-integration" in op, (path, method)
+        assert op["security"] == SECURED, (path, method)
+    for name in ("ApiKey", "ApiUsagePlan", "ApiUsagePlanKey"):
+        assert template[name]["Condition"] == "UseApiKey"
+
+
+def test_stage_and_usage_plan_throttling(rendered):
+    template = rendered["Resources"]
+    stage = template["Icesat2srApiprodStage"]["Properties"]
+    assert stage["MethodSettings"] == [{"ResourcePath": "/*", "HttpMethod": "*",
+                                        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"},
+                                        "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}]
+    assert template["ApiUsagePlan"]["Properties"]["Throttle"] == {"RateLimit": {"Ref": "ApiRateLimit"},
+                                                                  "BurstLimit": {"Ref": "ApiBurstLimit"}}
+    assert 0 < rendered["Parameters"]["ApiRateLimit"]["Default"] <= 100
+
+
+def test_reserved_worker_concurrency_and_the_per_job_granule_cap(rendered):
+    template, params = rendered["Resources"], rendered["Parameters"]
+    worker = template["WorkerFunction"]["Properties"]
+    assert worker["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
+    assert params["MaxResources"]["Default"] == 300
+    for name in ("ApiFunction", "OrchestratorFunction", "WorkerFunction", "AggregatorFunction"):
+        assert template[name]["Properties"]["Environment"]["Variables"]["MAX_RESOURCES"] == {"Ref": "MaxResources"}
+
+
+def test_the_results_bucket_refuses_plain_http(rendered):
+    policy = rendered["Resources"]["ResultsBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "ResultsBucket"}
+    [deny] = policy["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Resource"] == [{"Fn::GetAtt": ["ResultsBucket", "Arn"]}, {"Fn::Sub": "${ResultsBucket.Arn}/*"}]
+
+
+def test_the_worker_writes_only_through_the_job_writer_role(rendered):
+    template = rendered["Resources"]
+    worker_statements = statements(template["WorkerRole"]["Properties"]["Policies"])
+    worker_statements += statements(template["WorkerAssumesJobWriter"]["Properties"]["PolicyDocument"])
+    for st in worker_statements:   # no write and no listing of results with the worker's own role
+        assert "ResultsBucket" not in json.dumps(st["Resource"]), st
+    [assume] = [st for st in worker_statements if "sts:AssumeRole" in st["Action"]]
+    assert assume["Action"] == ["sts:AssumeRole"] and assume["Resource"] == {"Fn::GetAtt": ["JobWriterRole", "Arn"]}
+    assert template["WorkerAssumesJobWriter"]["Properties"]["Roles"] == [{"Ref": "WorkerRole"}]
+    writer = template["JobWriterRole"]["Properties"]
+    [trust] = writer["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": {"Fn::GetAtt": ["WorkerRole", "Arn"]}}
+    [results] = statements(writer["Policies"])
+    assert set(results["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}   # no ListBucket
+    env = template["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["JOB_WRITER_ROLE_ARN"] == {"Fn::GetAtt": ["JobWriterRole", "Arn"]}
+
+
+def test_presigned_result_urls_are_short_lived(rendered):
+    env = rendered["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["RESULT_URL_EXPIRY_S"] == {"Ref": "ResultUrlExpiry"}
+    assert rendered["Parameters"]["ResultUrlExpiry"]["Default"] <= 900
+
+
+def test_job_ids_carry_at_least_122_random_bits():
+    from icesat2sr.service import jobs
+
+    ids = [jobs.new_job_id("atl06") for _ in range(2000)]
+    tails = [i.rsplit("-", 1)[1] for i in ids]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", t) for t in tails)   # 32 hex digits = 128 bits
+    assert len(set(tails)) == len(tails)
+    # every bit position varies (a fixed or time-derived part would not)
+    bits = [int(t, 16) for t in tails]
+    assert all(0 < sum((b >> k) & 1 for b in bits) < len(bits) for k in range(128))
+    assert all(len(i) <= 80 and jobs.check_job_id(i) for i in ids)

@@ -210,9 +210,8 @@ def test_indexer_records(config, synth_names):
     assert (rows["t1"] > rows["t0"]).all() and (rows["t0"] > 1.2e9).all()   # GPS seconds
 
 
-def _grandchildren() -> set[int]:
-    """PIDs of our children's children (Linux /proc): the pool workers, which the forkserver (our
-    child) forks."""
+def process_parents() -> dict[int, int]:
+    """pid -> parent pid of every process (Linux /proc)."""
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -221,7 +220,15 @@ def _grandchildren() -> set[int]:
                     parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
             except (OSError, IndexError, ValueError):
                 pass
-    children = {p for p, pp in parents.items() if pp == os.getpid()}
+    return parents
+
+
+def _grandchildren(pid: int | None = None) -> set[int]:
+    """PIDs of the children's children of ``pid`` (default: this process): the pool workers,
+    which the forkserver (a child) forks."""
+    pid = os.getpid() if pid is None else pid
+    parents = process_parents()
+    children = {p for p, pp in parents.items() if pp == pid}
     return {p for p, pp in parents.items() if pp in children}
 
 

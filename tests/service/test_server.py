@@ -10,19 +10,16 @@ import pytest
 
 from icesat2sr.formats import wire
 from icesat2sr.service.routes import Config
-from icesat2sr.service.server import make_server
+from icesat2sr.service.server import Server
 
 from .test_routes import _grandchildren, wait_for
 
 
 @pytest.fixture(scope="module")
 def server(synth_dir):
-    srv = make_server(Config(path=str(synth_dir), workers=2, heartbeat_s=0.05), "127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    srv = Server(Config(path=str(synth_dir), workers=2, heartbeat_s=0.05), "127.0.0.1", 0).start()
+    yield srv.port
+    srv.stop()
 
 
 def request(port, method, path, body=None, headers=None):

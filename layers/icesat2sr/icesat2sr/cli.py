@@ -407,13 +407,35 @@ def _run_index(args) -> int:
 
 
 # ---------------------------------------------------------------------- serve
+_SERVE_LIMITS = [   # flag, Limits field, type, metavar, help
+    ("--max-processing", "max_processing", int, "N", "processing requests at once; more get 503 + Retry-After"),
+    ("--max-connections", "max_connections", int, "N", "open connections; more get 503"),
+    ("--max-body", "max_body", int, "BYTES", "largest request body; larger get 413"),
+    ("--header-timeout", "header_timeout_s", float, "S", "seconds to send a request head"),
+    ("--body-timeout", "body_timeout_s", float, "S", "seconds to send a request body"),
+    ("--send-timeout", "send_timeout_s", float, "S", "seconds a client may take to accept a chunk of a stream"),
+    ("--keepalive-timeout", "keepalive_s", float, "S", "seconds an idle connection is kept open"),
+    ("--backlog", "backlog", int, "N", "listen backlog"),
+    ("--shutdown-timeout", "shutdown_s", float, "S", "on SIGTERM, seconds open requests get before they are cancelled"),
+]
+
+
 def _add_serve(sub) -> None:
+    from .service.routes import DEFAULT_MAX_RESOURCES
+    from .service.server import Limits
+
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
     p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
+    lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
+                     help="granules one request may name or discover (default %(default)s)")
+    for flag, field, kind, metavar, text in _SERVE_LIMITS:
+        lim.add_argument(flag, dest=field, type=kind, default=getattr(Limits(), field), metavar=metavar,
+                         help=f"{text} (default %(default)s)")
     p.set_defaults(run=_run_serve)
 
 
@@ -421,15 +443,25 @@ def _run_serve(args) -> int:
     import logging
 
     from .service.routes import Config
-    from .service.server import serve
+    from .service.server import Limits, serve
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
     if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
         raise UsageError("--port must be 0..65535 and --workers positive")
+    if args.max_resources < 1:
+        raise UsageError("--max-resources must be positive")
+    try:
+        limits = Limits(**{field: getattr(args, field) for _, field, *_ in _SERVE_LIMITS})
+    except ValueError as exc:
+        raise UsageError(f"serve limits: {exc}") from None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
-    serve(Config(path=args.path, workers=args.workers), args.host, args.port)
+    try:
+        serve(Config(path=args.path, workers=args.workers, max_resources=args.max_resources), args.host, args.port,
+              limits, access_log=args.verbose)
+    except OSError as exc:   # the address is taken or cannot be bound
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
 
 

@@ -64,7 +64,8 @@ _session = _Session()
 
 def init(url: str | None = None, verbose: bool = False, loglevel: int = logging.INFO, organization: object = None,
          *, path: str | None = None, asset: str | None = None, max_workers: int | None = None,
-         rqst_timeout: tuple[float, float | None] = (10.0, None), **_ignored) -> bool:
+         rqst_timeout: tuple[float, float | None] = (10.0, None), auth: object = None, api_key: str | None = None,
+         **_ignored) -> bool:
     """Choose where requests run.
 
     Parameters
@@ -84,6 +85,11 @@ def init(url: str | None = None, verbose: bool = False, loglevel: int = logging.
         Embedded: processes (default all cores); remote: parallel requests (default 4).
     rqst_timeout : (float, float or None)
         Remote: (connect, read) timeouts in seconds; read None waits as long as granules take.
+    auth : requests auth, optional
+        Remote: e.g. :class:`icesat2sr.client.auth.SigV4` for a deployment that requires IAM
+        (template.yaml's default).
+    api_key : str, optional
+        Remote: the ``x-api-key`` of a deployment made with ``ApiAuth=API_KEY``.
 
     Returns
     -------
@@ -106,7 +112,11 @@ def init(url: str | None = None, verbose: bool = False, loglevel: int = logging.
     base = url.rstrip("/")
     if "://" not in base:
         base = "http://" + base
-    _session = _Session(url=base, workers=max_workers, timeout=tuple(rqst_timeout), http=requests.Session())
+    http = requests.Session()
+    http.auth = auth
+    if api_key:
+        http.headers["x-api-key"] = api_key
+    _session = _Session(url=base, workers=max_workers, timeout=tuple(rqst_timeout), http=http)
     info = _get_json("version", {})
     log.info("connected to %s (server %s)", base, info.get("server", {}).get("version"))
     return True

@@ -131,6 +131,11 @@ class Parms:
     sigma_r_max: float = 5.0
     compact: bool = False
     timeout: float | None = None
+    # request bounds and deadlines (SlideRule's RequestParameters; docs/parameters.md)
+    max_resources: int | None = None
+    rqst_timeout: float | None = None
+    node_timeout: float | None = None
+    read_timeout: float | None = None
     # ancillary fields (docs/parameters.md "Ancillary fields"): dataset names per family
     atl03_geo_fields: tuple[str, ...] | None = None
     atl03_corr_fields: tuple[str, ...] | None = None
@@ -255,6 +260,12 @@ class Parms:
             key = next(k for k in ANCILLARY_KEYS if getattr(self, k))
             raise ParameterError(key, "ancillary fields are not supported with PhoREAL (atl08/atl08p) yet")
         return self if self.phoreal is not None else self.replace(phoreal={})
+
+    @property
+    def deadlines(self) -> tuple[float | None, float | None, float | None]:
+        """``(rqst, node, read)`` timeouts in seconds; each defaults to ``timeout`` (None: none)."""
+        return (_first(self.rqst_timeout, self.timeout), _first(self.node_timeout, self.timeout),
+                _first(self.read_timeout, self.timeout))
 
     @property
     def extent_length_m(self) -> float:
@@ -484,12 +495,26 @@ _PARSERS = {
     "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
-    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0),
+    "timeout": lambda k, v: _number(k, v, 0.0, 86400.0, lo_open=True),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
     "phoreal": _parse_phoreal,
 }
 _NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
              *ANCILLARY_KEYS, "phoreal"}
+
+# ---- request bounds and deadlines (SlideRule's RequestParameters keys)
+MAX_TIMEOUT_S = 86400.0
+_PARSERS.update({
+    "max_resources": lambda k, v: _integer(k, v, 1, 1_000_000),
+    "rqst_timeout": lambda k, v: _number(k, v, 0.0, MAX_TIMEOUT_S, lo_open=True),
+    "node_timeout": lambda k, v: _number(k, v, 0.0, MAX_TIMEOUT_S, lo_open=True),
+    "read_timeout": lambda k, v: _number(k, v, 0.0, MAX_TIMEOUT_S, lo_open=True),
+})
+_NULLABLE |= {"max_resources", "rqst_timeout", "node_timeout", "read_timeout"}
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 def defaults() -> dict[str, Any]:

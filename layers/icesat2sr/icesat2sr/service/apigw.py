@@ -5,17 +5,27 @@ base64 included (binary bodies grow by 4/3), so a record stream is collected wit
 :data:`DEADLINE_S` and :data:`MAX_BODY_BYTES`. Past either limit the answer is a JSON error that
 names the asynchronous route doing the same work without limits (``/source/atl06p``,
 ``/source/atl03sp``), instead of a bare 504 from the gateway or a truncated stream.
+
+:func:`answer` runs a request that reads granules (discovery included) in a forked child process
+that is killed at the deadline: a warm container's next invocation never finds the last one's
+work still running (a thread cannot be stopped, and a frozen container resumes it).
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import logging
+import multiprocessing
 import time
+from collections.abc import Mapping
 
+from . import routes
 from .routes import JSON, Response
 
+log = logging.getLogger(__name__)
+
 DEADLINE_S = 27.0                  # API Gateway's integration timeout is 29 s
+MARGIN_S = 1.5                     # kept for answering before the Lambda's own timeout
 LAMBDA_RESPONSE_BYTES = 6_291_556  # synchronous Lambda response payload limit
 MAX_BODY_BYTES = 4_500_000         # base64 of this, plus the JSON envelope, fits in LAMBDA_RESPONSE_BYTES
 ASYNC_ROUTE = {"/source/atl06": "/source/atl06p", "/source/atl03s": "/source/atl03sp",
@@ -36,47 +46,79 @@ def too_big(path: str, what: str) -> Response:
                                               "async_route": route}).encode())
 
 
-def collect(response: Response, path: str, *, deadline_s: float | None = None,
-            max_bytes: int | None = None) -> Response:
-    """A response with its whole body in memory, or a :func:`too_big` error.
+def answer(method: str, path: str, headers: Mapping[str, str], body: bytes, config: routes.Config, *,
+           deadline_s: float | None = None, max_bytes: int | None = None) -> Response:
+    """:func:`icesat2sr.service.routes.handle`, collected within API Gateway's limits.
 
-    A streaming body is consumed in a background thread (the work happens while it is iterated);
-    past ``deadline_s`` the caller gets the error at once, past ``max_bytes`` the stream is closed
-    (which stops the work). Defaults: :data:`DEADLINE_S`, :data:`MAX_BODY_BYTES`.
+    Processing routes (:data:`icesat2sr.service.routes.PROCESSING`) run in a forked child
+    process, from request parsing and granule discovery to the last record, and the child is
+    killed when the deadline passes: ``deadline_s`` (default :data:`DEADLINE_S`), shortened by
+    the request's own ``rqst_timeout`` (or ``timeout``). Other routes answer from memory.
     """
     deadline_s = DEADLINE_S if deadline_s is None else deadline_s
+    route = path.split("?", 1)[0].rstrip("/")
+    if route not in routes.PROCESSING:
+        return collect(routes.handle(method, path, headers, body, config), path, max_bytes)
+    deadline_s = min(deadline_s, _requested_deadline(body))
+    started = time.monotonic()
+    ctx = multiprocessing.get_context("fork")   # a Lambda has no /dev/shm: a Pipe, no Queue
+    reader, writer = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_answer_in_child, args=(writer, method, path, headers, body, config, max_bytes),
+                        name="icesat2sr-sync", daemon=True)
+    child.start()
+    writer.close()
+    try:
+        if not reader.poll(max(0.0, deadline_s - (time.monotonic() - started))):
+            return too_big(path, "time")
+        try:
+            return reader.recv()
+        except (EOFError, OSError):   # the child died (out of memory?) before answering
+            child.join(1)
+            log.error("%s: request process exited with code %s", path, child.exitcode)
+            return Response(500, JSON, json.dumps({"error": "request processing failed (out of memory?); "
+                                                   f"try {ASYNC_ROUTE.get(route, 'a smaller request')}"}).encode())
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(5)
+        reader.close()
+
+
+def _answer_in_child(writer, method: str, path: str, headers: Mapping[str, str], body: bytes,
+                     config: routes.Config, max_bytes: int | None) -> None:
+    response = routes.handle(method, path, headers, body, config)
+    writer.send(collect(response, path, max_bytes))
+    writer.close()
+
+
+def collect(response: Response, path: str, max_bytes: int | None = None) -> Response:
+    """A response with its whole body in memory, or a :func:`too_big` error past ``max_bytes``
+    (default :data:`MAX_BODY_BYTES`; the stream is then closed, which stops the work)."""
     max_bytes = MAX_BODY_BYTES if max_bytes is None else max_bytes
     if not response.streaming:
-        if len(response.body) > max_bytes:
-            return too_big(path, "size")
-        return response
-    chunks: list[bytes] = []
-    outcome: dict[str, object] = {}
-    finished = threading.Event()
-
-    def consume() -> None:
-        size = 0
-        try:
-            for chunk in response.body:
-                size += len(chunk)
-                if size > max_bytes:
-                    outcome["overflow"] = True
-                    break
-                chunks.append(chunk)
-        except BaseException as exc:  # re-raised in the caller's thread
-            outcome["error"] = exc
-        finally:
-            close = getattr(response.body, "close", None)
-            if close is not None:
-                close()
-            finished.set()
-
-    started = time.monotonic()
-    threading.Thread(target=consume, name="collect-stream", daemon=True).start()
-    if not finished.wait(max(0.0, deadline_s - (time.monotonic() - started))):
-        return too_big(path, "time")
-    if "error" in outcome:
-        raise outcome["error"]
-    if outcome.get("overflow"):
-        return too_big(path, "size")
+        return too_big(path, "size") if len(response.body) > max_bytes else response
+    chunks, size = [], 0
+    try:
+        for chunk in response.body:
+            size += len(chunk)
+            if size > max_bytes:
+                return too_big(path, "size")
+            chunks.append(chunk)
+    finally:
+        close = getattr(response.body, "close", None)
+        if close is not None:
+            close()
     return Response(response.status, response.content_type, b"".join(chunks), dict(response.headers))
+
+
+def _requested_deadline(body: bytes) -> float:
+    """The request's ``rqst_timeout`` (else ``timeout``) in seconds; infinity when it has none
+    or it is not valid (the request's parsing then reports that)."""
+    try:
+        request = routes.parse_body(body)
+        parms = request.get("parms") or {}
+        values = [parms.get("rqst_timeout"), request.get("timeout"), parms.get("timeout")]
+        value = next(v for v in values if v is not None)
+        return float(value) if not isinstance(value, bool) and float(value) > 0 else float("inf")
+    except (routes.BadRequest, AttributeError, StopIteration, TypeError, ValueError, OverflowError):
+        return float("inf")

@@ -30,8 +30,8 @@ import logging
 import math
 import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -65,9 +65,14 @@ class TransientGranuleError(Icesat2srError):
 
 # ---------------------------------------------------------------------- ids and keys
 def new_job_id(kind: str) -> str:
-    """A job id, usable as a Step Functions execution name: ``atl06p-20260101T120000-1a2b3c4d``."""
+    """A job id, usable as a Step Functions execution name (<= 80 characters):
+    ``atl06p-20260101T120000-`` and 128 random bits (32 hex digits) from the OS's CSPRNG.
+
+    Holding a job's id is what lets a caller read its status and result URLs, so the id must not
+    be guessable: 128 bits (more than a random UUID's 122) make a guess hopeless.
+    """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{ROUTE_OF.get(kind, kind)}-{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{ROUTE_OF.get(kind, kind)}-{stamp}-{secrets.token_hex(16)}"
 
 
 def check_job_id(job: str) -> str:
@@ -108,7 +113,8 @@ class Settings:
     state_machine_arn: str | None = None
     orchestrator: str | None = None
     worker_memory_mb: int = 2048
-    url_expiry_s: int = 3600
+    url_expiry_s: int = 300
+    writer_role_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,7 +125,8 @@ class Settings:
         return cls(bucket=bucket, state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
                    orchestrator=env.get("ORCHESTRATOR_FUNCTION") or None,
                    worker_memory_mb=int(env.get("WORKER_MEMORY_MB", "2048")),
-                   url_expiry_s=int(env.get("RESULT_URL_EXPIRY_S", "3600")))
+                   url_expiry_s=int(env.get("RESULT_URL_EXPIRY_S", "300")),
+                   writer_role_arn=env.get("JOB_WRITER_ROLE_ARN") or None)
 
 
 def route_config(env: Mapping[str, str] | None = None):
@@ -127,8 +134,11 @@ def route_config(env: Mapping[str, str] | None = None):
     from .routes import Config
 
     env = os.environ if env is None else env
+    from .routes import DEFAULT_MAX_RESOURCES
+
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
-                  workers=1, max_resources=int(env.get("MAX_GRANULES", "10000")), environment="icesat2sr-lambda")
+                  workers=1, max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
+                  environment="icesat2sr-lambda")
 
 
 # ---------------------------------------------------------------------- S3 helpers
@@ -141,6 +151,33 @@ def client(name: str):
         import boto3
         _clients[name] = boto3.client(name)
     return _clients[name]
+
+
+def job_policy(bucket: str, job: str, partition: str = "aws") -> dict:
+    """The session policy of a worker's writes: its own job's prefix, nothing else."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ThisJobOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Resource": f"arn:{partition}:s3:::{bucket}/{job_prefix(job)}*"}]}
+
+
+def job_client(sts, settings: Settings, job: str):
+    """An S3 client that can read and write ``results/{job}/`` only.
+
+    It holds credentials of ``settings.writer_role_arn`` (JobWriterRole) for a session whose
+    policy is :func:`job_policy`: IAM intersects the two, so whatever key this process computes,
+    nothing outside the job's prefix can be written. Without a writer role (local runs, tests
+    without IAM) it is the default client.
+    """
+    if not settings.writer_role_arn:
+        return client("s3")
+    import boto3
+
+    partition = settings.writer_role_arn.split(":")[1]
+    creds = sts.assume_role(RoleArn=settings.writer_role_arn, RoleSessionName=f"job-{check_job_id(job)[-48:]}",
+                            Policy=json.dumps(job_policy(settings.bucket, job, partition)),
+                            DurationSeconds=900)["Credentials"]
+    return boto3.client("s3", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"])
 
 
 def put_json(s3, bucket: str, key_: str, data: object) -> None:
@@ -181,12 +218,16 @@ def validate(kind: str, body: Mapping, config):
 
     Returns the parsed job (its ``resources`` empty when discovery is left to the orchestrator).
     """
-    from .routes import parse_job
+    from .routes import parse_job, require_query
 
     request = dict(body)
-    if _named_resources(request) is None:
+    discovered = _named_resources(request) is None
+    if discovered:
         request["resources"] = []
-    return parse_job(kind, request, config)
+    job = parse_job(kind, request, config)
+    if discovered:
+        require_query(job.parms)
+    return job
 
 
 def _named_resources(request: Mapping) -> list | None:

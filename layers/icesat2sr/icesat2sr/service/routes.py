@@ -19,7 +19,12 @@ iterated, and closing the iterator stops the work (worker processes are terminat
 | ``/source/indexer`` | POST | ``atl03rec.index`` stream |
 
 Errors in the request itself are HTTP 400 with ``{"error": ...}``; a granule that cannot be
-processed is an ``exceptrec`` inside a 200 stream, and the other granules still stream.
+processed is an ``exceptrec`` inside a 200 stream, and the other granules still stream. Messages
+sent to clients name granules and parameter keys, never a path on this machine.
+
+Every request is bounded: at most ``max_resources`` granules (the request's value, capped by the
+server's :attr:`Config.max_resources`), found by discovery or named; ``rqst_timeout`` ends a
+stream, ``node_timeout`` ends one granule (see docs/parameters.md).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ OCTET = "application/octet-stream"
 DEFAULT_VERSION = "v4.20.0"     # reported to clients that do not say which version they are
 CHUNK_BYTES = 1 << 20           # coalesce records into writes of about this size
 RESULT_GRACE_S = 30.0           # a worker that exited cleanly must deliver its result by then
+DEFAULT_MAX_RESOURCES = 300     # SlideRule's default max_resources (SystemConfig requestMaxResources)
+MAX_CLIENT_HEADER = 64          # characters of the client's version header that are looked at
+# endpoints that read granules (the others answer from memory)
+PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl08", "/source/atl06p", "/source/atl03sp",
+                        "/source/atl08p", "/source/indexer"})
 
 
 @dataclass
@@ -86,7 +96,8 @@ class Config:
     heartbeat_s : float
         How often a stream yields an empty chunk while it waits for results.
     max_resources : int
-        Largest number of granules one request may name or discover.
+        Largest number of granules one request may name or discover (SlideRule's
+        ``max_resources``); a request may ask for fewer, never more.
     environment : str
         Reported by ``/source/version``.
     """
@@ -95,7 +106,7 @@ class Config:
     path: str | None = None
     workers: int | None = None
     heartbeat_s: float = 0.5
-    max_resources: int = 10000
+    max_resources: int = DEFAULT_MAX_RESOURCES
     environment: str = "icesat2sr-local"
     started: float = field(default_factory=time.time)
 
@@ -134,36 +145,90 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     -------
     Response
     """
-    headers = {k.lower(): v for k, v in headers.items()}
+    headers = {str(k).lower(): v for k, v in headers.items()}
     route = path.split("?", 1)[0].rstrip("/")
     endpoint = _ROUTES.get(route)
     try:
         if endpoint is None:
-            raise NotFound(f"no endpoint {route or '/'}")
+            raise NotFound(f"no endpoint {_shorten(route) or '/'}")
         if method.upper() not in ("GET", "POST"):
-            return _json({"error": f"method {method} not allowed"}, 405)
-        return endpoint(_body(body), headers, config)
+            return _json({"error": f"method {_shorten(method)} not allowed"}, 405)
+        return endpoint(parse_body(body), headers, config)
     except NotFound as exc:
-        return _json({"error": str(exc)}, 404)
+        return _json({"error": public_message(str(exc), config)}, 404)
     except (ParameterError, ResourceError, BadRequest) as exc:
-        return _json({"error": str(exc)}, 400)
+        return _json({"error": public_message(str(exc), config)}, 400)
+    except RecursionError:   # a structure nested beyond what any request needs
+        return _json({"error": "request is nested too deeply"}, 400)
     except Icesat2srError as exc:   # e.g. granule discovery could not reach its catalogue
-        return _json({"error": str(exc)}, 502)
+        return _json({"error": public_message(str(exc), config)}, 502)
     except Exception as exc:
         log.exception("%s %s failed", method, route)
-        return _json({"error": f"internal error: {exc!r}"}, 500)
+        return _json({"error": f"internal error ({type(exc).__name__}); the server log has the details"}, 500)
 
 
-def _body(body: bytes) -> dict:
-    if not body or not body.strip():
+MAX_JSON_DEPTH = 64   # SlideRule's requests nest 3 levels; a polygon is a flat list of points
+
+
+def parse_body(body: bytes | str) -> dict:
+    """A request body as a JSON object (empty body: ``{}``).
+
+    Raises
+    ------
+    BadRequest
+        Not UTF-8, not JSON (NaN and Infinity are not JSON), nested deeper than
+        :data:`MAX_JSON_DEPTH`, integers beyond Python's digit limit, or not an object.
+    """
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"request body is not UTF-8 text (byte {exc.start})") from None
+    if not body.strip():
         return {}
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"request body is not valid JSON ({exc})") from None
+        data = json.loads(body, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") \
+            from None
+    except (ValueError, RecursionError) as exc:   # e.g. an integer of more than 4300 digits
+        raise BadRequest(f"request body is not usable JSON ({_shorten(str(exc))})") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     return data
+
+
+def _depth(text: str) -> int:
+    """Deepest bracket nesting, brackets inside strings included (an over-estimate is harmless)."""
+    depth = deepest = 0
+    for char in re.findall(r"[\[\]{}]", text):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# an absolute path's folders, e.g. "/srv/data/" in "/srv/data/ATL03_...h5" (not URLs: "https://host/x")
+_FOLDERS = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"():,;]+/)+")
+
+
+def public_message(text: str, config: Config | None = None) -> str:
+    """``text`` without this machine's folders: a client learns which granule or key failed,
+    not where the server keeps its data."""
+    if config is not None and config.path and config.asset == "atlas-local":
+        for root in {config.path.rstrip("/"), os.path.realpath(config.path)}:
+            if root and root != "/":
+                text = text.replace(root, f"<{config.asset}>")
+    return _shorten(_FOLDERS.sub("", text), 1000)
 
 
 def _json(data: object, status: int = 200) -> Response:
@@ -171,12 +236,16 @@ def _json(data: object, status: int = 200) -> Response:
 
 
 # ---------------------------------------------------------------------- small endpoints
-_CLIENT_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+_CLIENT_VERSION = re.compile(r"(?<!\d)v?(\d{1,4})\.(\d{1,4})\.(\d{1,4})(?!\d)", re.ASCII)
 
 
 def _version(request: dict, headers: dict, config: Config) -> Response:
-    """Echo the client's version so both 4.x and 5.x clients pass their version check."""
-    m = _CLIENT_VERSION.search(headers.get("x-sliderule-client", ""))
+    """Echo the client's version so both 4.x and 5.x clients pass their version check.
+
+    Only the first :data:`MAX_CLIENT_HEADER` characters are read, and only an ASCII
+    ``major.minor.patch`` of at most four digits each is echoed; anything else gets the default.
+    """
+    m = _CLIENT_VERSION.search(str(headers.get("x-sliderule-client", ""))[:MAX_CLIENT_HEADER])
     version = f"v{m[1]}.{m[2]}.{m[3]}" if m else DEFAULT_VERSION
     build = f"icesat2sr-{__version__}"
     launch = dt.datetime.fromtimestamp(config.started, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -195,12 +264,15 @@ def _definition(request: dict, headers: dict, config: Config) -> Response:
         raise BadRequest("definition needs {\"rectype\": <record type name>}")
     definition = wire.definition(rectype)
     if definition is None:
-        raise NotFound(f"no record type {rectype!r}")
+        raise NotFound(f"no record type {_shorten(repr(rectype), 80)}")
     return _json(definition)
 
 
 def _health(request: dict, headers: dict, config: Config) -> Response:
     return _json({"healthy": True})
+
+
+MAX_GPS_MS = 1e13   # +-317 years around 1980: beyond any date a granule has
 
 
 def _time(request: dict, headers: dict, config: Config) -> Response:
@@ -209,13 +281,14 @@ def _time(request: dict, headers: dict, config: Config) -> Response:
     if source == "NOW" or value == "NOW":
         gps_s = utc_to_gps(dt.datetime.now(dt.UTC))
     elif source == "GPS":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadRequest(f"time must be milliseconds since the GPS epoch, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_GPS_MS <= value <= MAX_GPS_MS:
+            raise BadRequest(f"time must be milliseconds since the GPS epoch (at most {MAX_GPS_MS:.0e} "
+                             f"either way), got {_shorten(repr(value), 40)}")
         gps_s = value / 1000.0
     elif source in ("GMT", "DATE"):
         gps_s = utc_to_gps(_parse_date(value))
     else:
-        raise BadRequest(f"unknown input time format {source!r} (NOW, GPS, GMT, DATE)")
+        raise BadRequest(f"unknown input time format {_shorten(repr(source), 40)} (NOW, GPS, GMT, DATE)")
     if target == "GPS":
         return _json({"time": round(gps_s * 1000), "format": "GPS"})
     when = gps_to_utc(gps_s)
@@ -224,7 +297,7 @@ def _time(request: dict, headers: dict, config: Config) -> Response:
     if target == "GMT":
         day = when.timetuple().tm_yday
         return _json({"time": f"{when.year}:{day}:{when.hour}:{when.minute}:{when.second}", "format": "GMT"})
-    raise BadRequest(f"unknown output time format {target!r} (GPS, GMT, DATE)")
+    raise BadRequest(f"unknown output time format {_shorten(repr(target), 40)} (GPS, GMT, DATE)")
 
 
 def _parse_date(value: object) -> dt.datetime:
@@ -234,7 +307,7 @@ def _parse_date(value: object) -> dt.datetime:
                 return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC)
             except ValueError:
                 pass
-    raise BadRequest(f"time {value!r} is not a date like 2019-02-27T19:33:36Z or 2019:58:19:33:36")
+    raise BadRequest(f"time {_shorten(repr(value), 40)} is not a date like 2019-02-27T19:33:36Z or 2019:58:19:33:36")
 
 
 # ---------------------------------------------------------------------- processing
@@ -246,11 +319,22 @@ class Job:
     asset: Asset
     parms: Parms
     resources: list[str]
-    timeout: float | None
+    timeout: float | None     # rqst_timeout: the whole request
+    granule_timeout: float | None = None   # node_timeout: one granule
 
 
-def parse_job(kind: str, request: dict, config: Config) -> Job:
+def parse_job(kind: str, request: dict, config: Config, *, single: bool = False) -> Job:
     """Validate a processing request (seed or client shape) and find its granules.
+
+    Parameters
+    ----------
+    kind : {"atl06", "atl03s", "atl08"}
+    request : dict
+        The request body.
+    config : Config
+    single : bool
+        A single-granule endpoint (``/source/atl06``, ``/source/atl03s``, ``/source/atl08``): exactly one granule
+        must be named.
 
     Raises
     ------
@@ -265,27 +349,45 @@ def parse_job(kind: str, request: dict, config: Config) -> Job:
     parms = dict(parms)
     asset_name = request.get("atl03-asset") or parms.get("asset") or "icesat2"
     parms["asset"] = asset_name
+    if request.get("timeout") is not None:   # the seed's top-level timeout: validated as parms' own
+        parms["timeout"] = request["timeout"]
     resources = _resources(request, parms)
     parms.pop("resources", None)
     checked = Parms.from_dict(parms)
     checked.for_kind(kind)  # what the kind cannot do is a 400 before any work
+    if single and (resources is None or len(resources) != 1):
+        raise ParameterError("resource", "this endpoint processes one granule: name it in \"resource\" "
+                                         "(the ...p endpoints take a list or a query)")
     asset = config.resolve(asset_name)
+    limit = max_resources(checked, config)
     if resources is None:
-        resources = discover(checked, asset)
-    if len(resources) > config.max_resources:
-        raise BadRequest(f"{len(resources)} granules requested; at most {config.max_resources} per request")
+        resources = discover(checked, asset, limit)
     names = [check_resource_name(r) for r in dict.fromkeys(resources)]
-    timeout = request.get("timeout", checked.timeout)
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
-        raise ParameterError("timeout", f"must be a positive number of seconds, got {timeout!r}")
-    return Job(kind, asset, checked, names, timeout)
+    _check_count(len(names), limit)
+    rqst_timeout, node_timeout, _ = checked.deadlines
+    return Job(kind, asset, checked, names, rqst_timeout, node_timeout)
+
+
+def max_resources(parms: Parms, config: Config) -> int:
+    """The request's granule limit: its ``max_resources``, never above the server's."""
+    return min(parms.max_resources or config.max_resources, config.max_resources)
+
+
+def _check_count(count: int, limit: int, what: str = "granules requested") -> None:
+    if count > limit:
+        raise BadRequest(f"{count} {what}; at most {limit} per request (max_resources): split the "
+                         f"request into lists of at most {limit} resources, or narrow it (t0/t1, poly, rgt, "
+                         "cycle, region)")
+
+
+_FILTERS = ("poly", "t0", "t1", "rgt", "cycle", "region")
 
 
 def _resources(request: dict, parms: dict) -> list[str] | None:
     if "resource" in request:  # the seed's single-granule endpoints
         value = request["resource"]
         if not isinstance(value, str):
-            raise ParameterError("resource", f"expected a granule name, got {value!r}")
+            raise ParameterError("resource", f"expected a granule name, got {_shorten(repr(value), 80)}")
         return [value]
     value = request.get("resources", parms.get("resources"))
     if value is None:
@@ -293,18 +395,34 @@ def _resources(request: dict, parms: dict) -> list[str] | None:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ParameterError("resources", f"expected a list of granule names, got {value!r}")
+        raise ParameterError("resources", f"expected a list of granule names, got {_shorten(repr(value), 80)}")
     return value
 
 
-def discover(parms: Parms, asset: Asset) -> list[str]:
-    """Granules matching the request (``resources: null``), through the discovery module."""
+def discover(parms: Parms, asset: Asset, limit: int | None = None) -> list[str]:
+    """Granules matching the request (``resources: null``), through the discovery module.
+
+    A query needs at least one filter (``poly``, ``t0``/``t1``, ``rgt``, ``cycle``, ``region``):
+    an empty request does not list a whole bucket. More than ``limit`` matches is a
+    :class:`BadRequest` saying how to split the request.
+    """
+    require_query(parms)
     try:
         from ..discovery.find import find_granules
     except ImportError:
         raise BadRequest("no granules named and granule discovery is not available: "
                          "name the granules in \"resources\"") from None
-    return list(find_granules(parms, asset))
+    names = list(find_granules(parms, asset))
+    if limit is not None:
+        _check_count(len(names), limit, "granules match the query")
+    return names
+
+
+def require_query(parms: Parms) -> None:
+    """A discovery query must select something: an empty one would list a whole bucket."""
+    if not any(getattr(parms, key) for key in _FILTERS):
+        raise BadRequest("no granules named and no query: name them in \"resources\" or select them with "
+                         f"{', '.join(_FILTERS)}")
 
 
 def stream_job(job: Job, config: Config) -> Iterator[bytes]:
@@ -319,22 +437,24 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
         return
     done = 0
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
-                           heartbeat_s=config.heartbeat_s, timeout=job.timeout)
+                           heartbeat_s=config.heartbeat_s, timeout=job.timeout, granule_timeout=job.granule_timeout)
     try:
         for item in results:
             if item is None:
                 yield b""
-            elif isinstance(item, str):  # timed out: the names not done
+            elif isinstance(item, str):  # the request's deadline passed: the names not done
                 yield wire.exception_record(wire.TIMEOUT, wire.ERROR_LEVEL,
-                                            f"timed out after {job.timeout:g} s without a result; "
-                                            f"not processed: {item}")
+                                            _shorten(f"request timed out after {job.timeout:g} s (rqst_timeout); "
+                                                     f"not processed: {item}", 250))
                 return
             else:
                 done += 1
+                if item.error:
+                    item.error = (item.error[0], public_message(item.error[1], config))
                 yield from _coalesce(wire.result_records(item, done, total))
     except Exception as exc:  # a bug: end the stream cleanly (a broken stream makes clients retry)
         log.exception("%s stream failed", job.kind)
-        yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error: {exc!r}")
+        yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error ({type(exc).__name__})")
     finally:
         results.close()
 
@@ -383,32 +503,31 @@ def _pool_context():
 
 
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
-                 heartbeat_s: float = 0.5, timeout: float | None = None,
+                 heartbeat_s: float = 0.5, timeout: float | None = None, granule_timeout: float | None = None,
                  ) -> Iterator[GranuleResult | str | None]:
     """Process granules, yielding each result as it completes.
 
     Each granule runs in its own worker process (at most ``workers`` at a time), so a worker
     that dies (e.g. killed for lack of memory) fails only its granule, and its memory is
-    returned after every granule. Yields ``None`` every ``heartbeat_s`` while waiting and, if
-    ``timeout`` seconds pass without a result, a comma-separated string of the unfinished
-    names (then stops). Closing the generator terminates the running workers at once.
-    ``workers=1`` runs in the calling thread instead (no processes; a timeout is then only
-    noticed between granules).
+    returned after every granule. Yields ``None`` every ``heartbeat_s`` while waiting. When
+    ``timeout`` seconds have passed since the start, yields a comma-separated string of the
+    unfinished names (then stops); a granule still running after ``granule_timeout`` seconds is
+    terminated and reported as that granule's error. Closing the generator terminates the
+    running workers at once. ``workers=1`` runs in the calling thread instead (no processes; the
+    timeout is then only noticed between granules, and ``granule_timeout`` is not applied).
     """
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
+    deadline = None if timeout is None else time.monotonic() + timeout
     if workers == 1:
-        last = time.monotonic()
         for i, name in enumerate(names):
-            if timeout is not None and time.monotonic() - last > timeout:
+            if deadline is not None and time.monotonic() > deadline:
                 yield ", ".join(names[i:])
                 return
             yield _safe((asset, name, parms, kind))
-            last = time.monotonic()
         return
     ctx = _pool_context()
     results = ctx.Queue()
-    todo, running, exited = list(reversed(names)), {}, {}
-    last = time.monotonic()
+    todo, running, started, exited = list(reversed(names)), {}, {}, {}
     try:
         while todo or running:
             while todo and len(running) < workers:
@@ -416,7 +535,7 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
                 proc = ctx.Process(target=_worker, args=((asset, name, parms, kind), results), daemon=True,
                                    name=f"icesat2sr {name}")
                 proc.start()
-                running[name] = proc
+                running[name], started[name] = proc, time.monotonic()
             try:
                 name, result = results.get(timeout=heartbeat_s)
             except queue.Empty:
@@ -428,10 +547,16 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
                         or now - exited.get(n, now) > RESULT_GRACE_S]
                 for dead in lost:
                     code = running.pop(dead).exitcode
-                    last = now
                     yield GranuleResult(dead, kind, error=(ResourceError.ERROR, (
                         f"{dead}: worker process died (exit code {code}; out of memory?)")))
-                if timeout is not None and time.monotonic() - last > timeout:
+                slow = [n for n in running if granule_timeout is not None and now - started[n] > granule_timeout]
+                for name in slow:
+                    proc = running.pop(name)
+                    proc.terminate()
+                    proc.join(5)
+                    yield GranuleResult(name, kind, error=(wire.TIMEOUT, (
+                        f"{name}: not done after {granule_timeout:g} s (node_timeout); stopped")))
+                if deadline is not None and now > deadline:
                     yield ", ".join([*running, *reversed(todo)])
                     return
                 yield None
@@ -440,7 +565,6 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
             if proc is None:   # already reported as lost
                 continue
             proc.join()
-            last = time.monotonic()
             yield result
     finally:
         for proc in running.values():
@@ -450,11 +574,11 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
         results.close()
 
 
-def _process(kind: str) -> Callable[[dict, dict, Config], Response]:
+def _process(kind: str, single: bool = False) -> Callable[[dict, dict, Config], Response]:
     def endpoint(request: dict, headers: dict, config: Config) -> Response:
-        job = parse_job(kind, request, config)
+        job = parse_job(kind, request, config, single=single)
         return Response(200, OCTET, stream_job(job, config))
-    endpoint.__name__ = f"_{kind}"
+    endpoint.__name__ = f"_{kind}{'' if single else 'p'}"
     return endpoint
 
 
@@ -463,12 +587,25 @@ def _indexer(request: dict, headers: dict, config: Config) -> Response:
     resources = request.get("resources")
     if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
         raise ParameterError("resources", "indexer needs a list of granule names")
-    asset = config.resolve(request.get("atl03-asset") or (request.get("parms") or {}).get("asset"))
+    parms = request.get("parms") or {}
+    if not isinstance(parms, dict):
+        raise ParameterError("parms", "must be a JSON object")
+    limit = config.max_resources
+    if parms.get("max_resources") is not None:
+        limit = max_resources(Parms.from_dict({"max_resources": parms["max_resources"]}), config)
+    _check_count(len(dict.fromkeys(resources)), limit)
+    asset = config.resolve(_asset_name(request.get("atl03-asset") or parms.get("asset")))
     names = [check_resource_name(r) for r in dict.fromkeys(resources)]
-    return Response(200, OCTET, _index_stream(asset, names))
+    return Response(200, OCTET, _index_stream(asset, names, config))
 
 
-def _index_stream(asset: Asset, names: list[str]) -> Iterator[bytes]:
+def _asset_name(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ParameterError("asset", f"expected an asset name, got {_shorten(repr(value), 80)}")
+
+
+def _index_stream(asset: Asset, names: list[str], config: Config) -> Iterator[bytes]:
     import numpy as np
 
     from ..discovery.catalog import indexer_record
@@ -477,7 +614,7 @@ def _index_stream(asset: Asset, names: list[str]) -> Iterator[bytes]:
         try:
             record = indexer_record(asset, name)
         except ResourceError as exc:
-            yield wire.exception_record(exc.code, wire.ERROR_LEVEL, str(exc))
+            yield wire.exception_record(exc.code, wire.ERROR_LEVEL, public_message(str(exc), config))
             continue
         row = np.zeros(1, dtype=wire.INDEX)
         for key in wire.INDEX.names:
@@ -492,11 +629,11 @@ _ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
     "/source/datetime": _time,
     "/source/health": _health,
     "/health": _health,
-    "/source/atl06": _process("atl06"),
-    "/source/atl03s": _process("atl03s"),
+    "/source/atl06": _process("atl06", single=True),
+    "/source/atl03s": _process("atl03s", single=True),
     "/source/atl06p": _process("atl06"),
     "/source/atl03sp": _process("atl03s"),
-    "/source/atl08": _process("atl08"),
+    "/source/atl08": _process("atl08", single=True),
     "/source/atl08p": _process("atl08"),
     "/source/indexer": _indexer,
 }
