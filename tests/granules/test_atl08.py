@@ -191,6 +191,7 @@ def test_photons_in_a_land_segment_gap_get_no_cover_unlike_sliderule():
     ({"segment_landcover": None}, "segment_landcover"),
     ({"ph_h": np.zeros(3, np.float32)}, "differ in length"),
     ({"segment_id_end": np.array([104], np.int32)}, "differ in length"),
+    ({"ph_h": np.full(23, np.nan, np.float32)}, "not finite"),
 ])
 def test_phoreal_inputs_reject_missing_or_inconsistent_atl08(broken, message):
     segment_id, counts, seg08, idx08, atl08 = _phoreal_case()

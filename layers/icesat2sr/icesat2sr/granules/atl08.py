@@ -198,6 +198,9 @@ def phoreal_inputs(row: np.ndarray, segment_id: np.ndarray, segment_ph_cnt: np.n
         raise ResourceError(granule, "ATL08 signal_photons/ph_h or the land_segments arrays differ in length")
     relief = np.zeros(n, dtype=np.float32)
     relief[matched] = ph_h[row[matched]]
+    if not np.isfinite(relief).all():
+        raise ResourceError(granule, "ATL08 signal_photons/ph_h is not finite for a classified photon: "
+                                     "the file is corrupt or mis-decoded")
     counts = _segment_counts(segment_ph_cnt, granule)
     seg_of_ph = np.repeat(np.asarray(segment_id, dtype=np.int64), counts)[:n]
     land = land_segment_index(seg_of_ph, np.asarray(atl08["segment_id_beg"], dtype=np.int64),
