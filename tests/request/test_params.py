@@ -54,7 +54,7 @@ def test_dist_in_seg_length():
     ({"quality_ph": 26}, "quality_ph"), ({"atl08_class": "trees"}, "atl08_class"),
     ({"yapc": {"score": 300}}, "yapc.score"), ({"yapc": {"colour": 1}}, "yapc.colour"), ({"yapc": 3}, "yapc"),
     ({"pass_invalid": "yes"}, "pass_invalid"), ({"compact": 1}, "compact"), ({"track": 4}, "track"),
-    ({"beams": "gt4l"}, "beams"), ({"t0": "2020-01-01"}, "t0"), ({"bogus": 1}, "bogus"),
+    ({"beams": "gt4l"}, "beams"), ({"t0": "2020-02-30"}, "t0"), ({"t1": "yesterday"}, "t1"), ({"bogus": 1}, "bogus"),
     ({"t0": "2020-02-01T00:00:00Z", "t1": "2020-01-01T00:00:00Z"}, "t0"), ({"len": float("nan")}, "len"),
     ({"poly": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 2, "lat": 2}, {"lon": 0, "lat": 0}]}, "poly"),
     ({"poly": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}]}, "poly"),

@@ -13,9 +13,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .request.errors import Icesat2srError, ParameterError, ServiceError
+from .request.errors import Icesat2srError, ParameterError, ServiceError, WriteError
 
 EXIT_BAD_INPUT = 2
+GRANULE_TIMEOUT_S = 1800.0   # per granule; a full ATL03 granule takes well under a minute per core
 
 
 class UsageError(Icesat2srError):
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return args.run(args) or 0
-    except ServiceError as exc:
+    except (ServiceError, WriteError) as exc:
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -121,8 +122,24 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parms", default=None, metavar="JSON|@FILE", help="request parameters")
     p.add_argument("--poly", default=None, metavar="GEOJSON", help="region: a GeoJSON file")
     p.add_argument("-o", "--output", required=True, type=Path, help="output .parquet, .csv or .h5")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--granule-timeout", type=_positive(float, "seconds"), default=GRANULE_TIMEOUT_S,
+                   metavar="SECONDS", help=f"stop a granule that takes longer (default {GRANULE_TIMEOUT_S:g})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _positive(kind: type, unit: str):
+    """argparse type: a positive finite number (``--workers 0`` is an error, not "the default")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit}, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {text}")
+        return value
+    return parse
 
 
 def request_parms(text: str | None, poly_file: str | None, asset: str):
@@ -155,41 +172,30 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
-def check_output(path: Path) -> None:
-    """Fail early (before any work) on an output we could not write."""
-    from .formats.frames import FORMATS
-
-    if path.suffix.lower() not in FORMATS:
-        raise UsageError(f"output {path} must end in {', '.join(FORMATS)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"output folder {parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"output {path} is a folder")
-
-
 def _run_process(args) -> int:
     from .engine import run_many
-    from .formats.frames import result_frame, write
+    from .formats.destination import check_destination, write_result
+    from .formats.frames import result_frame
     from .granules.assets import check_resource_name, resolve_asset
     from .science.records import concat
 
-    check_output(args.output)
+    check_destination(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
     parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
         check_resource_name(name)
+    check_destination(args.output, asset, args.resources)
     started = time.perf_counter()
     results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty()))
+                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = [r for r in results if r.error]
     if failed:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
     order = {name: i for i, name in enumerate(args.resources)}
     merged = concat(sorted(results, key=lambda r: order[r.granule]), args.kind, compact=parms.compact)
     gdf = result_frame(merged)
-    write(gdf, args.output, parms.to_dict())
+    write_result(gdf, args.output, parms.to_dict())
     if not args.quiet:
         print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
     return 0
@@ -327,21 +333,23 @@ def _run_discovered(args) -> int:
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
     from .engine import run_many
-    from .formats.frames import result_frame, write
+    from .formats.destination import check_destination, write_result
+    from .formats.frames import result_frame
     from .granules.assets import resolve_asset
     from .science.records import concat
 
-    check_output(args.output)
+    check_destination(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
     parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
+    check_destination(args.output, asset)
     started = time.perf_counter()
     names = find_granules(parms, asset)
     if not args.quiet:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
     results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty()))
+                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
     for r in failed:
         print(f"failed: {r.error[1]}", file=sys.stderr)
@@ -350,7 +358,7 @@ def _run_discovered(args) -> int:
         return 1
     merged = concat(sorted(results, key=lambda r: r.granule), args.kind, compact=parms.compact)
     gdf = result_frame(merged)
-    write(gdf, args.output, parms.to_dict())
+    write_result(gdf, args.output, parms.to_dict())
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
@@ -428,7 +436,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
-    p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
     lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
     lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
@@ -447,8 +456,8 @@ def _run_serve(args) -> int:
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
-    if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
-        raise UsageError("--port must be 0..65535 and --workers positive")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be 0..65535")
     if args.max_resources < 1:
         raise UsageError("--max-resources must be positive")
     try:

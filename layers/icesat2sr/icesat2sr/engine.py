@@ -8,11 +8,12 @@ process pool), and the worker Lambda. A granule that cannot be used yields a res
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -121,7 +122,8 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     if parms.yapc is not None:
         from .science.yapc import yapc_scores
         yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
-    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
+    podppd = None if beam.podppd_flag is None else beam.podppd_flag[beam.photon_segment()]
+    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd_ph=podppd)
     extents = make_extents(beam, mask, parms)
     t = _timed(stats, "select_extents_s", t)
     anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
@@ -179,7 +181,8 @@ def _merge_vegetation(resource: str, parts: list[tuple]) -> GranuleResult:
 
 # ---------------------------------------------------------------------- many granules
 def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "atl06", *,
-             workers: int | None = None, progress: bool | Callable = False) -> Iterator[GranuleResult]:
+             workers: int | None = None, progress: bool | Callable = False,
+             timeout: float | None = None) -> Iterator[GranuleResult]:
     """Process granules in a local process pool; yield results as they complete.
 
     Parameters
@@ -189,10 +192,25 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
     resources : iterable of str
         Granule names.
     workers : int, optional
-        Processes (default: CPU count, at most the number of granules). ``1`` runs in-process.
+        Processes (default, or 0: CPU count, at most the number of granules). ``1`` without a
+        ``timeout`` runs in-process.
     progress : bool or callable
         ``True`` shows a tqdm progress bar on stderr; a callable gets ``(done, total)``.
+    timeout : float, optional
+        Seconds one granule may run (from its start in a worker). A granule that takes longer
+        has its worker killed and yields an error result saying so; so does a granule whose
+        worker dies. With a timeout every granule runs in a worker process, even with
+        ``workers=1``: a granule that makes the HDF5 reader spin cannot be stopped otherwise.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` negative, or ``timeout`` not a positive finite number.
     """
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be positive, got {workers}")
+    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     names = list(dict.fromkeys(resources))
     workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
     bar = _progress_bar(len(names)) if progress is True else None
@@ -207,27 +225,64 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
             progress(done, len(names))
 
     try:
-        if workers == 1 or len(names) <= 1:
+        if timeout is None and (workers == 1 or len(names) <= 1):
             for name in names:
                 result = process_granule(asset, name, parms, kind)
                 tick()
                 yield result
             return
-        context = multiprocessing.get_context("spawn")  # h5coro uses threads: never fork them
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending: set[Future] = {pool.submit(process_granule, asset, n, parms, kind) for n in names}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        tick()
-                        yield future.result()
-            finally:
-                for future in pending:
-                    future.cancel()
+        for result in _pooled(asset, names, parms, kind, workers, timeout):
+            tick()
+            yield result
     finally:
         if bar is not None:
             bar.close()
+
+
+def _pooled(asset: Asset, names: list[str], parms: Parms, kind: str, workers: int,
+            timeout: float | None) -> Iterator[GranuleResult]:
+    """Granules in worker processes (pebble's pool: it kills a worker whose task overruns)."""
+    from pebble import ProcessPool
+
+    pool = ProcessPool(max_workers=workers, context=pool_context())
+    pending: dict[Future, str] = {}
+    try:
+        pending = {pool.schedule(process_granule, args=(asset, n, parms, kind), timeout=timeout): n for n in names}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield _outcome(future, pending.pop(future), kind, timeout)
+    finally:
+        if pending:   # the caller stopped early: kill the running workers
+            pool.stop()
+        else:
+            pool.close()
+        pool.join()
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """Worker processes fork from a clean, single-threaded forkserver with the science preloaded
+    (h5coro uses threads: never fork a process that ran it), or are spawned where there is none."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["icesat2sr.engine"])
+    return context
+
+
+def _outcome(future: Future, name: str, kind: str, timeout: float | None) -> GranuleResult:
+    from pebble import ProcessExpired
+
+    try:
+        return future.result()
+    except TimeoutError:
+        reason = f"processing took longer than {timeout:g} s and was stopped (a corrupt granule?)"
+    except ProcessExpired as exc:
+        reason = f"the worker process died (exit code {exc.exitcode}; out of memory?)"
+    except Exception as exc:  # a bug, or a result that could not be sent back
+        log.error("processing %s failed: %r", name, exc)
+        reason = f"internal error: {exc!r}"
+    return GranuleResult(name, kind, error=(ResourceError.ERROR, f"{name}: {reason}"))
 
 
 def _progress_bar(total: int):

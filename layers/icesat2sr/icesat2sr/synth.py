@@ -25,6 +25,7 @@ Model (all numbers are fields of :class:`GranuleSpec`, stored as JSON in the roo
   empty segments) and a few scattered empty segments; afterpulses (3 % of strong-beam ground
   photons, 0.5-6 m below, ``quality_ph`` 1); a few ``quality_ph`` 2 (0.3 % of noise) and, on strong
   beams, ``quality_ph`` 3 photons (TEP, 0.1 % of noise, confidence -2 in every column).
+* ``geolocation/podppd_flag``: nominal (0) but for two degraded runs (:func:`podppd_flags`).
 * ``signal_conf_ph``: columns land (0) and land ice (3) are filled (they differ on purpose);
   ocean, sea ice and inland water are -1, except for TEP photons (-2 everywhere).
 * Forest (``forest=True``, off by default; segments 5 %..28 % along the track): every 20 m
@@ -380,6 +381,17 @@ def canopy_truth(x_lo: np.ndarray, x_hi: np.ndarray, spec: GranuleSpec, beam: st
     return out
 
 
+def podppd_flags(spec: GranuleSpec) -> np.ndarray:
+    """``geolocation/podppd_flag`` of every beam: 0 (nominal) but for two runs of degraded
+    geolocation, 1 (pod_degrade) from 15 % along the track and 2 (ppd_degrade) from 80 %."""
+    m = spec.segments
+    flags = np.zeros(m, dtype=np.int8)   # ATL03's type
+    run = max(3, m // 50)
+    flags[int(0.15 * m): int(0.15 * m) + run] = 1
+    flags[int(0.8 * m): int(0.8 * m) + run] = 2
+    return flags
+
+
 def background_rate(delta_time: np.ndarray, spec: GranuleSpec) -> np.ndarray:
     """Background photon rate (photons/s) at ``delta_time``, as written to ``bckgrd_atlas``."""
     phase = 2.0 * np.pi * (np.asarray(delta_time, dtype=np.float64) - start_delta_time(spec))
@@ -610,6 +622,7 @@ def _beam_data(spec: GranuleSpec, beam: str, grid: tuple[np.ndarray, np.ndarray,
         "geolocation/delta_time": t0 + (mid - xs[0]) / GROUND_SPEED,
         "geolocation/velocity_sc": (_track_frame(spec, mid - x0)[1] * SC_SPEED).astype(np.float32),
         "geolocation/solar_elevation": (spec.solar_elevation + 2.0 * (mid - x0) / 1e5).astype(np.float32),
+        "geolocation/podppd_flag": podppd_flags(spec),
     }
     atl03.update(ancillary_segment_values(spec, beam, grid))
     atl03.update(ancillary_photon_values(ph.shot, first, cnt))
@@ -657,7 +670,7 @@ def ancillary_segment_values(spec: GranuleSpec, beam: str, grid: tuple[np.ndarra
 
     With ``i`` the segment index and ``u`` the distance of the segment centre from the start (m):
     ``sigma_h = 0.02 + 0.001 (i mod 50)``, ``ref_elev = 1.5 + 1e-6 i`` (rad), ``ref_azimuth = -3 + 1e-4 i``,
-    ``solar_azimuth = 120 + 1e-3 i``, ``podppd_flag = 1`` on every 97th segment (else 0),
+    ``solar_azimuth = 120 + 1e-3 i`` (``podppd_flag``: :func:`podppd_flags`),
     ``surf_type`` (M, 5) = ``[1, 0, 0, 1, 0]`` (``[0, 0, 0, 1, 0]`` on every 7th segment);
     ``geoid = -30 + 1e-4 u``, ``dem_h`` = truth at the centre + 0.5, ``dem_flag = 3``,
     ``tide_ocean`` = fill on the first half of the segments, ``0.4 sin(u / 3000)`` after,
@@ -676,7 +689,6 @@ def ancillary_segment_values(spec: GranuleSpec, beam: str, grid: tuple[np.ndarra
         "geolocation/ref_elev": (1.5 + 1e-6 * i).astype(np.float32),
         "geolocation/ref_azimuth": (-3.0 + 1e-4 * i).astype(np.float32),
         "geolocation/solar_azimuth": (120.0 + 1e-3 * i).astype(np.float32),
-        "geolocation/podppd_flag": (i % 97 == 0).astype(np.int8),
         "geolocation/surf_type": surf,
         "geophys_corr/geoid": (-30.0 + 1e-4 * u).astype(np.float32),
         "geophys_corr/dem_h": (truth_height(dist + length / 2.0, spec, beam) + 0.5).astype(np.float32),

@@ -246,9 +246,15 @@ def h5_dataset(group, name: str, column, **options) -> None:
 
 
 def _write_h5(gdf, path: str, parms: dict | None) -> None:
+    """HDF5 built in memory, then written with one plain file write: a failing disk (full, file
+    size limit) is then an ordinary OSError, never the HDF5 library failing in mid-file (which
+    leaves h5py objects that crash the interpreter when they are freed)."""
+    import io
+
     import h5py
 
-    with h5py.File(path, "w") as f:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         f.create_dataset("time", data=gdf.index.to_numpy().astype("datetime64[ns]").astype(np.int64))
         f["time"].attrs["units"] = "ns since 1970-01-01T00:00:00Z (UTC)"
         for name in gdf.columns.drop("geometry"):
@@ -256,6 +262,8 @@ def _write_h5(gdf, path: str, parms: dict | None) -> None:
         f.attrs["crs"] = CRS
         if parms is not None:
             f.attrs["parms"] = json.dumps(parms)
+    with open(path, "wb") as out:
+        out.write(buffer.getbuffer())
 
 
 _WRITERS = {".parquet": _write_parquet, ".csv": _write_csv, ".h5": _write_h5}

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..request.errors import ResourceError
-from ..request.names import BEAMS, parse_atl03_name
-from ..request.params import Parms
+from ..request.names import BEAMS, parse_atl03_name, spot
+from ..request.params import SPOTS, Parms
 from ..request.polygon import inside
 from . import ancillary
 from .assets import Asset
@@ -23,6 +23,9 @@ from .beam import Beam
 from .h5read import Granule, Read
 
 _ORIENT = {"backward": 0, "forward": 1, "transition": 2}
+# Rows of a granule's per-segment and per-50-shot tables: its longest span (~512 s) holds ~180 000
+# segments and ~100 000 background rates; a larger dimension is a corrupt dataspace.
+MAX_TABLE_ROWS = 1_000_000
 _SEGMENT = ("segment_id", "segment_dist_x", "delta_time", "velocity_sc", "solar_elevation")
 _PHOTON = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across", "quality_ph")
 
@@ -52,10 +55,16 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
     name = parse_atl03_name(resource)
     with asset.open(resource) as h5:
         present = h5.groups("/")
+        if present.isdisjoint(BEAMS):  # e.g. a corrupt root group: never an empty result in silence
+            raise ResourceError(resource, f"has no beam group ({', '.join(BEAMS)}): corrupt, or not an ATL03 granule")
         beams = [b for b in parms.selected_beams if b in present]
         if not beams:
             return []
         sc_orient = _sc_orient(h5, beams[0], "orbit_info" in present)
+        if parms.spots != SPOTS:   # SlideRule's laser spots 1-6, from the orientation (0 in transition)
+            beams = [b for b in beams if spot(sc_orient, b) in parms.spots]
+            if not beams:
+                return []
         runs = _segment_runs(h5, beams, parms)
         beams = [b for b in beams if runs[b] is not None]
         fields = ancillary.requested_fields(parms)  # ancillary fields: read with the rest
@@ -92,9 +101,10 @@ def _sc_orient(h5: Granule, beam: str, has_orbit_info: bool) -> int:
 
 def _segment_runs(h5: Granule, beams: Sequence[str], parms: Parms) -> dict:
     """Per beam: ((s0, s1), (p0, p1), counts) of the first contiguous run in the region, or None."""
-    reads = [Read(f"/{b}/geolocation/segment_ph_cnt") for b in beams]
+    reads = [Read(f"/{b}/geolocation/segment_ph_cnt", max_rows=MAX_TABLE_ROWS) for b in beams]
     if parms.poly:
-        reads += [Read(f"/{b}/geolocation/reference_photon_{c}") for b in beams for c in ("lat", "lon")]
+        reads += [Read(f"/{b}/geolocation/reference_photon_{c}", max_rows=MAX_TABLE_ROWS)
+                  for b in beams for c in ("lat", "lon")]
     data = h5.read(reads)
     runs = {}
     for b in beams:
@@ -138,7 +148,9 @@ def _run_reads(beams: Sequence[str], runs: dict, parms: Parms) -> list[Read]:
         reads.append(Read(f"/{b}/heights/signal_conf_ph", [(p0, p1), cols]))
         if parms.yapc is not None and parms.yapc.version == 0:
             reads.append(Read(f"/{b}/heights/weight_ph", [(p0, p1)]))
-        reads += [Read(f"/{b}/bckgrd_atlas/{d}") for d in ("delta_time", "bckgrd_rate")]
+        if parms.podppd is not None:
+            reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)]))
+        reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
     return reads
 
 
@@ -167,6 +179,7 @@ def _assemble(resource: str, b: str, name, sc_orient: int, data: dict, counts: n
         bckgrd_delta_time=data[f"/{b}/bckgrd_atlas/delta_time"].astype(np.float64, copy=False),
         bckgrd_rate=data[f"/{b}/bckgrd_atlas/bckgrd_rate"].astype(np.float32, copy=False),
         weight_ph=data.get(f"/{b}/heights/weight_ph"),
+        podppd_flag=data.get(f"/{b}/geolocation/podppd_flag"),
         first_segment=s0, first_photon=p0,
     )
 

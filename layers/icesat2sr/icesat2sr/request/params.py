@@ -7,6 +7,7 @@ Unknown keys, wrong types and out-of-range values raise :class:`ParameterError` 
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -16,7 +17,7 @@ from typing import Any
 from .errors import ParameterError
 from .names import BEAMS
 from .polygon import MAX_POLY_POINTS, validate_polygon
-from .timeutil import parse_utc
+from .timeutil import format_utc, parse_utc
 
 MIN_STEP_M = 0.1  # a finer step would only multiply identical extents (and memory)
 
@@ -30,10 +31,20 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "output", "samples", "raster", "region_mask", "fit", "cmr", "points_in_polygon",
+    "atl09_fields", "output", "samples", "raster", "region_mask", "als", "atl24",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
+
+# ---- SlideRule's wider vocabulary (issue 12; docs/parameters.md) ----------------------------------
+# Keys SlideRule accepts that cannot mean anything here: accepted, no effect. The cluster keys
+# partition work between SlideRule's nodes; the others are outputs that SlideRule fills in itself.
+_NO_EFFECT = {"cluster_size_hint", "key_space", "ignore_poly_for_cmr", "points_in_polygon", "granule",
+              "sliderule_version", "build_information", "environment_version", "resource"}
+# Keys that configure a keyword of their own here: checked, then merged (see _merge_aliases).
+_FIT_KEYS = ("maxi", "H_min_win", "sigma_r_max")
+SPOTS = (1, 2, 3, 4, 5, 6)
+# ---- end of the wider vocabulary -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,10 @@ class Parms:
     atl03_ph_fields: tuple[str, ...] | None = None
     atl03_bckgrd_fields: tuple[str, ...] | None = None
     atl08_fields: tuple[str, ...] | None = None
+    # SlideRule's wider vocabulary (issue 12)
+    spots: tuple[int, ...] = SPOTS
+    podppd: int | None = None
+    name_filter: str | None = None
     # PhoREAL vegetation metrics (atl08 / atl08p)
     phoreal: Phoreal | None = None
 
@@ -166,21 +181,29 @@ class Parms:
         if not isinstance(data, dict):
             raise ParameterError("parms", f"expected a JSON object, got {_kind(data)}")
         kw: dict[str, Any] = {}
+        aliases: dict[str, Any] = {}
         for key, value in data.items():
             if not isinstance(key, str):
                 raise ParameterError(str(key), "parameter names must be strings")
-            if key in _IGNORED:
+            if key in _IGNORED or key in _NO_EFFECT:
                 continue
             if key == "atl06_fields":
                 raise ParameterError(key, ATL06_FIELDS_MESSAGE)
             if key in _UNSUPPORTED:
                 raise ParameterError(key, "is a SlideRule option that icesat2sr does not support")
+            if key in _ALIASES:
+                if value is not None:
+                    aliases[key] = _ALIASES[key](key, value)
+                continue
             parse = _PARSERS.get(key)
             if parse is None:
-                raise ParameterError(key, f"unknown parameter (known: {', '.join(sorted(_PARSERS))})")
+                raise ParameterError(key, _unknown(key, [*_PARSERS, *_ALIASES, *_NO_EFFECT]))
             if value is None and key in _NULLABLE:
                 continue
             kw[key] = parse(key, value)
+        _merge_aliases(kw, aliases)
+        if kw.get("poly") is not None:
+            kw["poly"] = validate_polygon("poly", kw["poly"], kw.get("proj", "auto"))
         if kw.get("phoreal") is not None and kw.get("atl08_class") is None:
             kw["atl08_class"] = PHOREAL_ATL08_CLASS
         parms = cls(**kw)
@@ -388,7 +411,7 @@ def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
         lon = _number(f"{key}[{i}].lon", p["lon"], -180.0, 180.0)
         lat = _number(f"{key}[{i}].lat", p["lat"], -90.0, 90.0)
         points.append((lon, lat))
-    return validate_polygon(key, points)
+    return tuple(points)   # checked in its projection once "proj" is known (from_dict)
 
 
 def _parse_beams(key: str, value: Any) -> tuple[str, ...]:
@@ -407,13 +430,13 @@ def _parse_beams(key: str, value: Any) -> tuple[str, ...]:
 
 
 def _parse_time(key: str, value: Any) -> str:
+    """Any time form SlideRule's server parses (``timeutil.parse_utc``), kept as ``...Z`` UTC text."""
     if not isinstance(value, str):
         raise ParameterError(key, f"expected a time like 2018-10-13T00:00:00Z, got {_kind(value)}")
     try:
-        parse_utc(value)
-    except ValueError:
-        raise ParameterError(key, f"'{value}' is not in the format %Y-%m-%dT%H:%M:%SZ") from None
-    return value
+        return format_utc(parse_utc(value))
+    except ValueError as exc:
+        raise ParameterError(key, f"'{value}' is not a time ({exc})") from None
 
 
 def _parse_asset(key: str, value: Any) -> str:
@@ -515,6 +538,82 @@ _NULLABLE |= {"max_resources", "rqst_timeout", "node_timeout", "read_timeout"}
 
 def _first(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
+
+
+# ---------------------------------------------------------------------- SlideRule's wider vocabulary
+def _unknown(key: str, known: list[str]) -> str:
+    """'unknown parameter; did you mean ...?' with the closest known names."""
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(key.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+        close = [k for k in known if k.lower() in close]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+        " (docs/parameters.md lists every accepted key)"
+    return f"unknown parameter{hint}"
+
+
+def _parse_spots(key: str, value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ParameterError(key, "the list is empty")
+    return tuple(sorted({_integer(key, v, 1, 6) for v in items}))
+
+
+def _parse_name_filter(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or value != value.strip() or len(value) > 256:
+        raise ParameterError(key, f"expected a granule name pattern with * and ? (e.g. 'ATL03_2019*'), got {value!r}")
+    return value
+
+
+def _subkeys(key: str, value: Any, parsers: dict) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ParameterError(key, f"expected an object like {{{', '.join(repr(k) for k in parsers)}: ...}}, "
+                                  f"got {_kind(value)}")
+    out = {}
+    for sub, v in value.items():
+        if sub not in parsers:
+            raise ParameterError(f"{key}.{sub}", _unknown(str(sub), list(parsers)))
+        if v is not None:
+            out[sub] = parsers[sub](f"{key}.{sub}", v)
+    return out
+
+
+def _parse_fit(key: str, value: Any) -> dict[str, Any]:
+    """SlideRule's ``fit`` object: the ATL06-SR settings, the same as the top-level keys."""
+    return _subkeys(key, value, {k: _PARSERS[k] for k in _FIT_KEYS})
+
+
+def _parse_cmr(key: str, value: Any) -> dict[str, Any]:
+    """SlideRule's ``cmr`` object: ``version``, the release discovery searches (as ``version``)."""
+    return _subkeys(key, value, {"version": _parse_version})
+
+
+def _merge_aliases(kw: dict[str, Any], aliases: dict[str, dict[str, Any]]) -> None:
+    """``fit.*`` and ``cmr.version`` mean the top-level keys; both given and different is an error."""
+    for alias, values in aliases.items():
+        for sub, value in values.items():
+            top = "version" if alias == "cmr" else sub
+            if top in kw and kw[top] != value:
+                raise ParameterError(f"{alias}.{sub}", f"is {value!r} but '{top}' is {kw[top]!r}; give one of them")
+            kw[top] = value
+
+
+_ALIASES = {"fit": _parse_fit, "cmr": _parse_cmr}
+_PARSERS.update({
+    "spots": _parse_spots,
+    "podppd": lambda k, v: _integer(k, v, 0, 255),
+    "name_filter": _parse_name_filter,
+})
+_NULLABLE |= {"podppd", "name_filter"}
+_NOT_SUPPORTED_DATUM = ("heights are in the granule's own frame (ITRF2014 for releases up to 006, ITRF2020 for "
+                        "007); icesat2sr does no datum conversion")
+
+
+def _parse_datum(key: str, value: Any) -> None:
+    raise ParameterError(key, f"is not supported: {_NOT_SUPPORTED_DATUM}")
+
+
+_ALIASES["datum"] = _parse_datum
 
 
 def defaults() -> dict[str, Any]:
