@@ -62,7 +62,7 @@ def to_table(result: GranuleResult, parms: dict | None = None):
     names, arrays = [], []
     for name, values in columns.items():
         names.append(name)
-        arrays.append(geometry if name == "geometry" else pa.array(values))
+        arrays.append(geometry if name == "geometry" else _arrow(values))
     names.append("time")
     arrays.append(pa.array(time_ns.view("datetime64[ns]"), type=pa.timestamp("ns")))
     table = pa.Table.from_arrays(arrays, names=names)
@@ -77,6 +77,19 @@ def to_table(result: GranuleResult, parms: dict | None = None):
     return table.replace_schema_metadata(meta)
 
 
+def _arrow(values: np.ndarray):
+    """A column as Arrow: array columns (2-D, or objects holding arrays) as lists, like pandas writes them."""
+    import pyarrow as pa
+
+    if values.ndim == 2 or values.dtype == object:
+        items = list(values)
+        lengths = np.array([len(v) for v in items], dtype=np.int64)
+        offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
+        flat = np.concatenate(items) if items else np.zeros(0, dtype=np.float32)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
+    return pa.array(values)
+
+
 def _pandas_metadata(table) -> dict:
     import pyarrow as pa
 
@@ -85,6 +98,8 @@ def _pandas_metadata(table) -> dict:
             kind, numpy_type = "datetime", "datetime64[ns]"
         elif pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             kind, numpy_type = "bytes", "object"
+        elif pa.types.is_list(field.type):
+            kind, numpy_type = f"list[{field.type.value_type.to_pandas_dtype().__name__}]", "object"
         else:
             kind = numpy_type = field.type.to_pandas_dtype().__name__
         return {"name": field.name, "field_name": field.name, "pandas_type": kind, "numpy_type": numpy_type,
