@@ -1,9 +1,9 @@
 """API Lambda: SlideRule's ``/source/*`` routes behind API Gateway, and asynchronous jobs.
 
 Synchronous routes are :mod:`icesat2sr.service.routes` (the local server's code: same request parsing, same
-record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p`` and
-``/source/atl03sp`` and ``/source/atl03x`` start a job instead of streaming (202 + job id); ``GET /jobs/{id}``
-reports it (with the job's ``output`` file, if the request named one).
+record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p``,
+``/source/atl03sp``, ``/source/atl08p`` and ``/source/atl03x`` start a job instead of streaming (202 + job
+id); ``GET /jobs/{id}`` reports it (with the job's ``output`` file, if the request named one).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ app = APIGatewayRestResolver()
 
 SYNC_ROUTES = {"GET": ("/source/version", "/source/definition", "/source/time", "/source/datetime",
                        "/source/health", "/health"),
-               "POST": ("/source/atl06", "/source/atl03s", "/source/indexer", "/source/definition",
+               "POST": ("/source/atl06", "/source/atl03s", "/source/atl08", "/source/indexer", "/source/definition",
                         "/source/time", "/source/datetime")}
 
 
@@ -105,6 +105,11 @@ def atl06p() -> Response:
 @app.post("/source/atl03sp")
 def atl03sp() -> Response:
     return _submit("atl03sp")
+
+
+@app.post("/source/atl08p")
+def atl08p() -> Response:
+    return _submit("atl08p")
 
 
 @app.post("/source/atl03x")

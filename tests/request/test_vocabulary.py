@@ -32,6 +32,8 @@ SLIDERULE_KEYS = {
     "fit": {"maxi": 3, "H_min_win": 2.0, "sigma_r_max": 4.0}, "yapc": {"score": 0},
     "atl03_geo_fields": ["solar_azimuth"], "atl03_corr_fields": ["geoid"], "atl03_ph_fields": ["ph_id_count"],
     "atl03_bckgrd_fields": ["bckgrd_counts"], "atl08_fields": ["h_dif_ref"],
+    "phoreal": {"binsize": 1.0, "geoloc": "center", "use_abs_h": False, "send_waveform": True,
+                "above_classifier": False},
     # Atl06DispatchParameters (deprecated top-level fit keys)
     "maxi": 3, "H_min_win": 2.0, "sigma_r_max": 4.0,
     # read by the Lua discovery and proxy
@@ -40,7 +42,7 @@ SLIDERULE_KEYS = {
     "rgt": 315, "cycle": 1, "region": 11, "version": 5, "compact": False, "timeout": 600,
 }
 # SlideRule options that other work implements (outputs, PhoREAL...): refused by name
-REFUSED_BY_NAME = ["atl09_fields", "samples", "region_mask", "phoreal", "als", "atl24"]
+REFUSED_BY_NAME = ["atl09_fields", "samples", "region_mask", "als", "atl24"]
 # rqst_timeout, node_timeout, read_timeout and max_resources belong to the service work (not listed here)
 NO_EFFECT = ["cluster_size_hint", "key_space", "ignore_poly_for_cmr", "points_in_polygon", "granule",
              "sliderule_version", "build_information", "environment_version", "resource"]

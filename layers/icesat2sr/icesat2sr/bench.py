@@ -9,6 +9,9 @@ Ratios compare wall times measured in the same run, so a busy machine slows both
 * per-extent loops divided by the vectorised fit of all extents (target >= 10): ``fit_extents``
   called once per extent, and (from a checkout) the tests' straightforward per-extent
   implementation of SPEC §6; both timed on a sample of extents and scaled.
+
+The PhoREAL step (:func:`vegetation`) is timed on a second granule of the same size with a
+synthetic forest and its ATL08.
 """
 
 from __future__ import annotations
@@ -159,8 +162,32 @@ def run(directory: Path, segments: int = 8300, sample: int = 3000) -> dict:
     if reference is not None:
         figures["straightforward_loop_s"] = straightforward
         figures["ratio_straightforward_over_vectorised_fit"] = straightforward / figures["fit_bare_s"]
+    figures.update(vegetation(directory / "forest", segments))
     (directory / "bench.json").write_text(json.dumps(figures, indent=2))
     return figures
+
+
+def vegetation(directory: Path, segments: int) -> dict[str, float]:
+    """Throughput of the PhoREAL step (canopy metrics and geolocation of every extent of a beam),
+    on a granule of ``segments`` segments per beam with a forest over 23 % of its track (written
+    once), SlideRule's default 40 m extents every 20 m (each photon in two)."""
+    from .science.phoreal import vegetation_rows
+    from .synth import GranuleSpec, granule_name, write_granule
+
+    spec = GranuleSpec(segments=segments, seed=7, forest=True, atl08=True)
+    if not (directory / granule_name(spec)).exists():
+        write_granule(directory, spec)
+    parms = Parms.from_dict({"phoreal": {"send_waveform": True}})
+    beams = read_beams(resolve_asset("atlas-local", str(directory)), granule_name(spec), parms)
+    entries, cpu, wall = 0, 0.0, 0.0
+    for beam in beams:
+        conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
+        ext = make_extents(beam, photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, None, beam.granule),
+                           parms)
+        with _Clock() as step:
+            vegetation_rows(beam, ext, beam.atl08_class, parms.phoreal)
+        entries, cpu, wall = entries + len(ext.photon), cpu + step.cpu, wall + step.wall
+    return {"phoreal_photons_in_extents": entries, "phoreal_s": wall, "phoreal_photons_per_cpu_s": entries / cpu}
 
 
 def report(figures: dict) -> str:
@@ -176,6 +203,9 @@ def report(figures: dict) -> str:
         f"{f['select_extents_photons_per_cpu_s'] * mph:6.2f} M photons/s/core",
         f"ATL06-SR fit (+positions)   {f['fit_s']:7.2f} s wall  "
         f"{f['fit_photons_per_cpu_s'] * mph:6.2f} M photon entries/s/core",
+        f"PhoREAL (+ waveforms)       {f['phoreal_s']:7.2f} s wall  "
+        f"{f['phoreal_photons_per_cpu_s'] * mph:6.2f} M photon entries/s/core "
+        f"({f['phoreal_photons_in_extents']:,} entries, forest granule)",
         f"whole `icesat2sr atl06`     {f['cli_atl06_s']:7.2f} s wall "
         "(new process: start-up, read, science, GeoParquet)",
         "ratios (same run):",

@@ -72,9 +72,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(parser_class=_Parser, metavar="COMMAND")
     _add_synth(sub)
-    for kind in ("atl06", "atl03s"):
+    for kind in ("atl06", "atl03s", "atl08"):
         _add_process(sub, kind)
-    for kind in ("atl06p", "atl03sp"):
+    for kind in ("atl06p", "atl03sp", "atl08p"):
         _add_discovered(sub, kind)
     _add_atl03x(sub)
     _add_index(sub)
@@ -108,10 +108,13 @@ def _run_synth(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------- atl06 / atl03s
+# ---------------------------------------------------------------------- atl06 / atl03s / atl08
+_WHAT = {"atl06": "ATL06-SR elevations", "atl03s": "photon extents",
+         "atl08": "PhoREAL vegetation metrics (canopy heights; parms {\"phoreal\": {...}})"}
+
+
 def _add_process(sub, kind: str) -> None:
-    what = "ATL06-SR elevations" if kind == "atl06" else "photon extents"
-    p = sub.add_parser(kind, help=f"{what} for named granules")
+    p = sub.add_parser(kind, help=f"{_WHAT[kind]} for named granules")
     p.add_argument("resources", nargs="+", metavar="RESOURCE", help="ATL03 granule file names")
     _add_request_options(p)
     p.set_defaults(run=_run_process, kind=kind)
@@ -189,9 +192,11 @@ def summary_frame(results: list, kind: str):
         height = "h_mean" if "h_mean" in frame else "height"
         data = {"gt": frame.get("gt", np.zeros(0, np.uint8)), height: frame.get(height, np.zeros(0))}
         time_ns = frame.get("time_ns", np.zeros(0, np.int64))
-    elif kind == "atl06":
-        rows = concat(ok, kind).elevations
-        data = {"gt": rows["gt"], "h_mean": rows["h_mean"]} if "gt" in rows.dtype.names else {"h_mean": rows["h_mean"]}
+    elif kind in ("atl06", "atl08"):
+        merged = concat(ok, kind)
+        rows, height = (merged.elevations, "h_mean") if kind == "atl06" else (merged.vegetation, "h_canopy")
+        data = {"gt": rows["gt"]} if "gt" in rows.dtype.names else {}
+        data[height] = rows[height]
         time_ns = rows["time"]
     else:
         merged = concat(ok, kind)
@@ -213,6 +218,7 @@ def _run_process(args) -> int:
     check_destination(args.output, fmt=args.format)
     fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
+    parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
         check_resource_name(name)
@@ -232,7 +238,8 @@ def _run_process(args) -> int:
 
 def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
     """Rows per beam, time span, elapsed time."""
-    what = "elevations" if kind.startswith("atl06") else "rows" if kind == "atl03x" else "photons"
+    units = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
+    what = units[kind.rstrip("p")]
     print(f"{len(gdf)} {what} -> {output} ({elapsed:.1f} s)")
     if len(gdf) == 0:
         return
@@ -243,7 +250,7 @@ def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
         keys, label = ["track", "pair"], "track/pair"
     else:
         return
-    height = "h_mean" if "h_mean" in gdf.columns else "height"
+    height = next(h for h in ("h_mean", "h_canopy", "height") if h in gdf.columns)
     table = gdf.groupby(keys)[height].agg(["count", "median", "min", "max"])
     print(f"{label:>10} {'rows':>8} {'median_h':>10} {'min_h':>10} {'max_h':>10}")
     for key, row in table.iterrows():
@@ -254,7 +261,8 @@ def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
 
 # ---------------------------------------------------------------------- demo
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the whole story on synthetic granules: synth -> ATL06-SR -> GeoParquet")
+    p = sub.add_parser("demo", help="the whole story on synthetic granules: synth -> ATL06-SR and PhoREAL -> "
+                                    "GeoParquet + plots")
     p.add_argument("--out", type=Path, default=Path("demo-output"))
     p.add_argument("--granules", type=int, default=3)
     p.add_argument("--segments", type=int, default=3000)
@@ -263,6 +271,7 @@ def _add_demo(sub) -> None:
 
 
 DEMO_PARMS = {"srt": 3, "cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}  # seed §2.5
+DEMO_VEGETATION = {"srt": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0, "geoloc": "center"}}
 
 
 def _run_demo(args) -> int:
@@ -289,7 +298,45 @@ def _run_demo(args) -> int:
     plot(gdf, picture, title="icesat2sr demo: ATL06-SR on synthetic granules")
     print_summary(gdf, "atl06", output, time.perf_counter() - started)
     print(f"plot -> {picture}")
+    _demo_vegetation(args)
     return 0
+
+
+def _demo_vegetation(args) -> None:
+    """PhoREAL over a synthetic forest of known stand heights: GeoParquet and a vegetation panel."""
+    import numpy as np
+
+    from .client import icesat2
+    from .client.plot import plot_vegetation
+    from .formats.frames import write
+    from .request.names import BEAMS
+    from .synth import GranuleSpec, canopy_truth, granule_name, read_spec, write_granule
+
+    started = time.perf_counter()
+    forest = args.out / "forest"
+    spec = GranuleSpec(segments=max(args.segments, 600), seed=args.seed, forest=True, sc_orient=0)
+    if not (forest / granule_name(spec)).exists():
+        print(f"synthesising a forest granule in {forest} ...")
+        write_granule(forest, spec)
+    spec = read_spec(forest / granule_name(spec))
+    icesat2.init(path=str(forest))
+    print(f"icesat2.atl08p (PhoREAL) on the forest with {DEMO_VEGETATION}")
+    gdf = icesat2.atl08p(json.loads(json.dumps(DEMO_VEGETATION)), resources=[granule_name(spec)], progress=False)
+    output, picture = args.out / "atl08.parquet", args.out / "atl08.png"
+    write(gdf, output, DEMO_VEGETATION)
+    x = gdf["x_atc"].to_numpy(np.float64)
+    beams = np.array(BEAMS)[gdf["gt"].to_numpy() // 10 - 1]
+    truth = np.full(len(gdf), np.nan)
+    for b in BEAMS:   # the forest's 98th percentile of canopy relief over each extent's 100 m
+        m = beams == b
+        truth[m] = canopy_truth(x[m] - 50.0, x[m] + 50.0, spec, b, np.array([98.0]))[:, 0]
+    plot_vegetation(gdf, picture, title="icesat2sr demo: PhoREAL over a synthetic forest", truth=truth)
+    print_summary(gdf, "atl08", output, time.perf_counter() - started)
+    error = (gdf["h_canopy"].to_numpy() - truth)[np.isfinite(truth) & (gdf["veg_ph_count"].to_numpy() > 50)]
+    if error.size:
+        print(f"h_canopy - truth (98th percentile of the stands' canopy relief), {error.size} forest extents: "
+              f"median {np.median(error):+.2f} m, 95 % within {np.percentile(np.abs(error), 95):.2f} m")
+    print(f"plot -> {picture}")
 
 
 # ---------------------------------------------------------------------- bench
@@ -310,10 +357,10 @@ def _run_bench(args) -> int:
 
 # ---------------------------------------------------------------------- atl06p / atl03sp / index
 def _add_discovered(sub, kind: str) -> None:
-    what = "ATL06-SR elevations" if kind == "atl06p" else "photon extents"
-    p = sub.add_parser(kind, help=f"{what} for every granule the request selects (region, time, rgt...)")
+    engine_kind = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08"}[kind]
+    p = sub.add_parser(kind, help=f"{_WHAT[engine_kind]} for every granule the request selects (region, time, rgt...)")
     _add_request_options(p)
-    p.set_defaults(run=_run_discovered, kind={"atl06p": "atl06", "atl03sp": "atl03s"}[kind], resources=[])
+    p.set_defaults(run=_run_discovered, kind=engine_kind, resources=[])
 
 
 def _add_atl03x(sub) -> None:
@@ -337,6 +384,7 @@ def _run_discovered(args) -> int:
     check_destination(args.output, fmt=args.format)
     fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
+    parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()

@@ -31,6 +31,8 @@ from .science.records import (
     ELEVATION,
     EXTENT,
     PHOTON,
+    VEGETATION,
+    WAVEFORM,
     GranuleResult,
     concat_ancillary,
     concat_frames,
@@ -41,13 +43,14 @@ from .science.records import (
 from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)
-KINDS = ("atl06", "atl03s", "atl03x")
+KINDS = ("atl06", "atl03s", "atl08", "atl03x")
 BEAM_THREADS = max(1, min(6, os.cpu_count() or 1))
 
 
 def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
-    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``) or SlideRule's x-series
-    photon frame (``"atl03x"``, with its surface fit when the request has ``fit``) on one granule.
+    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``), PhoREAL (``"atl08"``) or
+    SlideRule's x-series photon frame (``"atl03x"``, with its surface fit when the request has
+    ``fit``) on one granule.
 
     Parameters
     ----------
@@ -57,7 +60,8 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         ATL03 granule name.
     parms : Parms
         Validated request parameters.
-    kind : {"atl06", "atl03s", "atl03x"}
+    kind : {"atl06", "atl03s", "atl08", "atl03x"}
+        ``atl08`` runs PhoREAL with its defaults when ``parms`` has no ``phoreal`` table.
 
     Returns
     -------
@@ -66,8 +70,7 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
-    if kind == "atl03x":
-        parms = xseries.x_parms(parms)
+    parms = parms.for_kind(kind)
     stats: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
@@ -114,6 +117,10 @@ def _timed(stats: dict, key: str, start: float) -> float:
 def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     t = time.perf_counter()
     conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
+    if parms.phoreal is not None and parms.phoreal.above_classifier and beam.atl08_class is not None:
+        from .science.phoreal import above_classifier
+        beam.atl08_class = above_classifier(beam.atl08_class, beam.relief, conf,
+                                            beam.solar_elevation[beam.photon_segment()], beam.spot)
     yapc = None
     if parms.yapc is not None:
         from .science.yapc import yapc_scores
@@ -128,6 +135,11 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     if kind == "atl03s":
         rows = photon_rows(beam, extents, conf, yapc)
         return (*rows, ancillary.photon_columns(anc, extents.photon) if anc else None)
+    if kind == "atl08":
+        from .science.phoreal import vegetation_rows
+        parts = vegetation_rows(beam, extents, beam.atl08_class, parms.phoreal)
+        _timed(stats, "phoreal_s", t)
+        return parts
     p = extents.photon
     settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
                            cnt=parms.cnt, ats=parms.ats)
@@ -161,6 +173,8 @@ def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> Granul
         dtype = COMPACT if parms.compact else ELEVATION
         rows = stack([p[0] for p in parts], dtype)
         return GranuleResult(resource, kind, elevations=rows, ancillary=_merged_ancillary(parts, 1, parms))
+    if kind == "atl08":
+        return _merge_vegetation(resource, parts)
     heads = stack([p[0] for p in parts], EXTENT)
     photons = stack([p[1] for p in parts], PHOTON)
     offsets = np.concatenate(([0], np.cumsum(heads["count"].astype(np.int64))))
@@ -174,6 +188,14 @@ def _merged_ancillary(parts: list[tuple], at: int, parms: Parms) -> dict | None:
     if merged is None and parms.ancillary:
         return ancillary.empty_columns(parms)
     return merged
+
+
+def _merge_vegetation(resource: str, parts: list[tuple]) -> GranuleResult:
+    result = GranuleResult(resource, "atl08", vegetation=stack([p[0] for p in parts], VEGETATION))
+    if parts and parts[0][1] is not None:
+        result.waveforms = stack([p[1] for p in parts], WAVEFORM)
+        result.waveform = np.concatenate([p[2] for p in parts]).astype(np.float32, copy=False)
+    return result
 
 
 # ---------------------------------------------------------------------- many granules

@@ -49,6 +49,19 @@ def geo_metadata(bbox: list[float] | None = None) -> dict:
             "creator": {"library": "icesat2sr", "version": __version__}}
 
 
+def arrow_column(values: np.ndarray):
+    """A column as Arrow: array columns (2-D, or objects holding arrays) as lists, like pandas writes them."""
+    import pyarrow as pa
+
+    if values.ndim == 2 or values.dtype == object:
+        items = list(values)
+        lengths = np.array([len(v) for v in items], dtype=np.int64)
+        offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
+        flat = np.concatenate(items) if items else np.zeros(0, dtype=np.float32)
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
+    return pa.array(values)
+
+
 def pandas_metadata(schema, index: str) -> dict:
     """pandas metadata naming ``index`` the frame index (how pandas and GeoPandas restore it)."""
     import pyarrow as pa
@@ -58,6 +71,8 @@ def pandas_metadata(schema, index: str) -> dict:
             kind, numpy_type = "datetime", "datetime64[ns]"
         elif pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             kind, numpy_type = "bytes", "object"
+        elif pa.types.is_list(field.type):
+            kind, numpy_type = f"list[{field.type.value_type.to_pandas_dtype().__name__}]", "object"
         else:
             kind = numpy_type = field.type.to_pandas_dtype().__name__
         return {"name": field.name, "field_name": field.name, "pandas_type": kind, "numpy_type": numpy_type,

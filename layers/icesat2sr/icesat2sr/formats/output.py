@@ -38,7 +38,7 @@ import numpy as np
 from ..science.records import GranuleResult
 from ..science.xseries import TIME as XTIME
 from .frames import frame_columns
-from .geoparquet import geo_metadata, pandas_metadata, wkb_points
+from .geoparquet import arrow_column, geo_metadata, pandas_metadata, wkb_points
 
 FORMATS = ("geoparquet", "parquet", "feather", "csv", "h5")
 EXTENSIONS = {".parquet": "geoparquet", ".geoparquet": "geoparquet", ".feather": "feather", ".arrow": "feather",
@@ -57,7 +57,7 @@ def format_of(path: str | os.PathLike) -> str:
 
 
 def result_table(result: GranuleResult, *, geo: bool = True, fields: Sequence[str] | None = None,
-                 srcid: int = 0):
+                 srcid: int = 0, flat: bool = False):
     """A ``pyarrow.Table`` of one (possibly merged) result, without file metadata.
 
     Parameters
@@ -69,6 +69,9 @@ def result_table(result: GranuleResult, *, geo: bool = True, fields: Sequence[st
         Keep only these columns (plus the time column, and ``geometry`` when ``geo``).
     srcid : int
         The x-series ``srcid`` of the result's granule (its position in the request).
+    flat : bool
+        Array columns (PhoREAL's) as CSV holds them: ``name_0..name_k`` for fixed-length arrays,
+        space-separated numbers for variable-length ones (as :func:`icesat2sr.formats.frames.csv_table`).
     """
     import pyarrow as pa
 
@@ -87,14 +90,29 @@ def result_table(result: GranuleResult, *, geo: bool = True, fields: Sequence[st
         columns = {k: v for k, v in columns.items() if k in keep}
     names, arrays = [], []
     for name, values in columns.items():
+        if flat and values is not None and (values.ndim == 2 or values.dtype == object):
+            _flat_column(name, values, names, arrays)
+            continue
         names.append(name)
         if name == "geometry":
             arrays.append(_geometry(lon, lat))
         elif name == time_name:
             arrays.append(pa.array(np.asarray(values, dtype=np.int64).view("datetime64[ns]"), type=pa.timestamp("ns")))
         else:
-            arrays.append(pa.array(values))
+            arrays.append(arrow_column(values))
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _flat_column(name: str, values: np.ndarray, names: list, arrays: list) -> None:
+    import pyarrow as pa
+
+    if values.ndim == 2:
+        for k in range(values.shape[1]):
+            names.append(f"{name}_{k}")
+            arrays.append(pa.array(values[:, k]))
+    else:
+        names.append(name)
+        arrays.append(pa.array([" ".join(f"{x:.10g}" for x in v) for v in values], type=pa.string()))
 
 
 def _xseries_columns(result: GranuleResult, geo: bool, srcid: int) -> tuple[str, dict, np.ndarray, np.ndarray]:
@@ -181,7 +199,7 @@ class OutputWriter:
         if result.error is not None:
             return
         table = result_table(result, geo=self.format == "geoparquet", fields=self.fields,
-                             srcid=self._srcid.get(result.granule, 0))
+                             srcid=self._srcid.get(result.granule, 0), flat=self.format == "csv")
         if table.num_rows == 0:   # its dtypes may be placeholders: only used when nothing else comes
             if self._empty is None:
                 self._empty = table
@@ -238,7 +256,7 @@ class OutputWriter:
             empty = GranuleResult("", self.kind, frame=empty_frame(parms))
         else:
             empty = concat([], self.kind, compact=parms.compact)
-        return result_table(empty, geo=self.format == "geoparquet", fields=self.fields)
+        return result_table(empty, geo=self.format == "geoparquet", fields=self.fields, flat=self.format == "csv")
 
     # ------------------------------------------------------------------ closing
     def finish(self) -> Path:
@@ -297,10 +315,28 @@ class _Hdf5Columns:
         self.h5.attrs["crs"] = CRS
         if parms is not None:
             self.h5.attrs["parms"] = json.dumps(dict(parms))
+
+        self.schema = schema
+
+    def _create(self, table) -> None:
+        """Datasets after the first table: a list column is 2-D when its arrays have one length,
+        else variable-length (as :func:`icesat2sr.formats.frames.h5_dataset`)."""
+        import h5py
         import pyarrow as pa
 
-        for field in schema:
+        for field in self.schema:
             stamp = pa.types.is_timestamp(field.type)
+            if pa.types.is_list(field.type):
+                dtype = field.type.value_type.to_pandas_dtype()
+                lengths = set(pa.compute.list_value_length(table[field.name]).to_pylist())
+                if len(lengths) == 1:
+                    (k,) = lengths
+                    self.h5.create_dataset(field.name, shape=(0, k), maxshape=(None, k), dtype=dtype,
+                                           chunks=(4096, max(k, 1)), compression="gzip")
+                else:
+                    self.h5.create_dataset(field.name, shape=(0,), maxshape=(None,), dtype=h5py.vlen_dtype(dtype),
+                                           chunks=(4096,))
+                continue
             dataset = self.h5.create_dataset(field.name, shape=(0,), maxshape=(None,), chunks=(65536,),
                                              dtype=np.int64 if stamp else field.type.to_pandas_dtype(),
                                              compression="gzip")
@@ -310,15 +346,23 @@ class _Hdf5Columns:
     def write_table(self, table) -> None:
         import pyarrow as pa
 
+        if not len(self.h5):
+            self._create(table)
         for name in table.column_names:
             column = table[name]
-            if pa.types.is_timestamp(column.type):
-                column = column.cast(pa.int64())
-            values = column.to_numpy(zero_copy_only=False)
             dataset = self.h5[name]
+            if pa.types.is_list(column.type):
+                items = [np.asarray(v, dtype=dataset.dtype.base if dataset.ndim == 2 else None)
+                         for v in column.to_pylist()]
+                values = np.stack(items) if dataset.ndim == 2 and items else items
+            else:
+                if pa.types.is_timestamp(column.type):
+                    column = column.cast(pa.int64())
+                values = column.to_numpy(zero_copy_only=False)
             n = dataset.shape[0]
-            dataset.resize((n + len(values),))
-            dataset[n:] = values
+            dataset.resize((n + len(values), *dataset.shape[1:]))
+            if len(values):
+                dataset[n:] = values
 
     def close(self) -> None:
         self.h5.close()

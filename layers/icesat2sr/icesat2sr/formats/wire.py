@@ -11,6 +11,8 @@ rows of :mod:`icesat2sr.science.records` (their dtypes ARE the wire layouts), so
 | ``atl06rec`` / ``atl06rec-compact`` | 1..256 elevations (:data:`records.ELEVATION` / ``COMPACT``) |
 | ``atl03rec`` | one photon extent (:data:`records.EXTENT`) followed by its photons (``PHOTON``) |
 | ``atl03rec.index`` | one granule's index entry (:data:`INDEX`) |
+| ``atl08rec`` | 1..256 PhoREAL extents (:data:`records.VEGETATION`) |
+| ``waverec`` | one extent's canopy waveform (:data:`records.WAVEFORM` + its float32 bins) |
 | ``exceptrec`` | code, level, text (a granule that failed, a warning) |
 | ``eventrec`` | time, level, source, message (progress) |
 | ``conrec`` | a container: a result record and its ancillary records together |
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..science.ancillary import parse_key
-from ..science.records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult
+from ..science.records import COMPACT, ELEVATION, EXTENT, PHOTON, VEGETATION, WAVEFORM, GranuleResult
 
 RECORD_VERSION = 2
 BATCH_SIZE = 256            # elevations per atl06rec, as SlideRule's dispatcher batches them
@@ -92,6 +94,8 @@ def _definition(dtype: np.dtype, flags: dict[str, str], *, time: tuple[str, ...]
         sub, offset = dtype.fields[name][:2]
         if sub.kind == "S":
             kind, elements = "STRING", sub.itemsize
+        elif sub.subdtype is not None:   # a fixed array, e.g. canopy_h_metrics
+            kind, elements = _TYPE_NAMES[sub.base.str[1:]], int(np.prod(sub.shape))
         else:
             kind, elements = ("TIME8" if name in time else _TYPE_NAMES[sub.str[1:]]), 1
         out[name] = {"type": kind, "offset": offset * 8, "elements": elements,
@@ -109,6 +113,7 @@ _ELEVATION_FLAGS = {"extent_id": "|I", "time": "|T", "latitude": "|Y", "longitud
                                          "dh_fit_dx", "w_surface_window_final", "rms_misfit", "h_sigma")}}
 _EXTENT_FLAGS = {"extent_id": "|I", **{n: _AUX for n in ("region", "track", "pair", "sc_orient", "rgt", "cycle",
                                                          "background_rate", "solar_elevation")}}
+_VEGETATION_FLAGS = {"extent_id": "|I", "time": "|T", "latitude": "|Y", "longitude": "|X"}  # SlideRule 5.5
 _PHOTON_FLAGS = {"time": "|T", "latitude": "|Y", "longitude": "|X",
                  **{n: _AUX for n in ("relief", "landcover", "snowcover", "atl08_class", "atl03_cnf",
                                       "quality_ph", "yapc_score")}}
@@ -123,6 +128,11 @@ DEFINITIONS: dict[str, dict] = {
                  "photons": _batch("atl03rec.photons", EXTENT.itemsize)},
     "atl03rec.photons": _definition(PHOTON, _PHOTON_FLAGS, time=("time",)),
     "atl03rec.index": _definition(INDEX, {}),
+    # pflags is in SlideRule's vegetation struct but not in its definition
+    "atl08rec": {"__datasize": 0, "vegetation": _batch("atl08rec.vegetation")},
+    "atl08rec.vegetation": _definition(VEGETATION, _VEGETATION_FLAGS, time=("time",), hidden=("pflags",)),
+    "waverec": {**_definition(WAVEFORM, {}),
+                "waveform": {"type": "FLOAT", "offset": WAVEFORM.itemsize * 8, "elements": 0, "flags": "LE"}},
     **{rectype: {**_definition(ANCF_HEAD, {}), "fields": _batch("ancfrec.field", ANCF_HEAD.itemsize)}
        for rectype in ("ancfrec", "ancfrec-icesat2sr")},
     "ancfrec.field": {**_definition(ANCF_FIELD, {}, hidden=("value",)),
@@ -286,6 +296,24 @@ def photon_records(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray
         yield container(parts)
 
 
+def vegetation_records(rows: np.ndarray, batch: int = BATCH_SIZE) -> Iterator[bytes]:
+    """``atl08rec`` records of at most ``batch`` PhoREAL extents; none when empty."""
+    rows = as_layout(rows, VEGETATION)
+    for start in range(0, len(rows), batch):
+        yield frame("atl08rec", rows[start:start + batch].tobytes())
+
+
+def waveform_records(heads: np.ndarray, waveform: np.ndarray) -> Iterator[bytes]:
+    """One ``waverec`` per extent: its head and its ``num_bins`` float32 bins."""
+    heads = as_layout(heads, WAVEFORM)
+    waveform = np.ascontiguousarray(waveform, dtype="<f4")
+    start = 0
+    for i in range(len(heads)):
+        end = start + int(heads["num_bins"][i])
+        yield frame("waverec", heads[i:i + 1].tobytes() + waveform[start:end].tobytes())
+        start = end
+
+
 def file_records(path: str | os.PathLike, filename: str, checksum: bool = False,
                  chunk: int = FILE_CHUNK) -> Iterator[bytes]:
     """An output file as SlideRule streams it: ``arrowrec.meta``, ``arrowrec.data`` records of at
@@ -326,6 +354,7 @@ def index_records(rows: np.ndarray) -> Iterator[bytes]:
 
 
 GRANULE_SOURCE = "icesat2sr.granules.reader"
+_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
 _GRANULE_DONE = re.compile(r"^(?P<granule>\S+): (?P<what>.*) \((?P<done>\d+)/(?P<total>\d+) granules\)$")
 
 
@@ -344,13 +373,18 @@ def result_records(result: GranuleResult, done: int | None = None, total: int | 
         what = "failed"
     elif result.rows == 0:
         yield exception_record(EMPTY_SUBSET, WARNING_LEVEL, f"{result.granule}: no data in the requested subset")
-        what = "0 " + ("elevations" if result.kind == "atl06" else "photons")
+        what = "0 " + _UNITS[result.kind]
     elif not rows:
         what = f"{result.rows} rows"
     else:
         if result.kind == "atl06":
             yield from elevation_records(result.elevations, ancillary=result.ancillary)
             what = f"{len(result.elevations)} elevations"
+        elif result.kind == "atl08":
+            yield from vegetation_records(result.vegetation)
+            if result.waveforms is not None:
+                yield from waveform_records(result.waveforms, result.waveform)
+            what = f"{len(result.vegetation)} vegetation extents"
         else:
             yield from photon_records(result.extents, result.photons, result.offsets, result.ancillary)
             what = f"{len(result.photons)} photons in {len(result.extents)} extents"
@@ -447,6 +481,9 @@ class Tables:
     extents: list[np.ndarray] = field(default_factory=list)
     photons: list[np.ndarray] = field(default_factory=list)
     index: list[np.ndarray] = field(default_factory=list)
+    vegetation: list[np.ndarray] = field(default_factory=list)
+    waveforms: list[np.ndarray] = field(default_factory=list)
+    waveform: list[np.ndarray] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     # ancillary values: (anc_type, field_index) -> {extent_id: value (ancfrec) or array (ancerec)}
     anc_values: dict = field(default_factory=dict)
@@ -482,6 +519,15 @@ class Tables:
             self.photons.append(np.frombuffer(payload[EXTENT.itemsize:], dtype=PHOTON))
         elif rectype == "atl03rec.index":
             self.index.append(np.frombuffer(payload, dtype=INDEX))
+        elif rectype == "atl08rec":
+            self.vegetation.append(np.frombuffer(payload, dtype=VEGETATION))
+        elif rectype == "waverec":
+            head = np.frombuffer(payload[:WAVEFORM.itemsize], dtype=WAVEFORM)
+            bins = np.frombuffer(payload[WAVEFORM.itemsize:], dtype="<f4")
+            if len(bins) != int(head["num_bins"][0]):
+                raise StreamError(f"waverec with {len(bins)} bins, its head says {int(head['num_bins'][0])}")
+            self.waveforms.append(head)
+            self.waveform.append(bins)
         elif rectype in _FILE_RECORDS:
             self.files.append(decode_file_record(rectype, payload))
         elif rectype in ("exceptrec", "eventrec"):
@@ -494,15 +540,21 @@ class Tables:
 
     @property
     def empty(self) -> bool:
-        return not (self.elevations or self.extents or self.index)
+        return not (self.elevations or self.extents or self.index or self.vegetation)
 
     def result(self, granule: str, kind: str, compact: bool = False, fields: list | None = None) -> GranuleResult:
-        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06`` or ``atl03s``).
+        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06``, ``atl03s`` or ``atl08``).
 
         ``fields`` (:func:`icesat2sr.granules.ancillary.requested_fields` of the request) names the
         ancillary values; without it they are named ``field<index>``.
         """
         out = GranuleResult(granule, kind)
+        if kind == "atl08":
+            out.vegetation = np.concatenate(self.vegetation) if self.vegetation else np.zeros(0, dtype=VEGETATION)
+            if self.waveforms:
+                out.waveforms = np.concatenate(self.waveforms)
+                out.waveform = np.concatenate(self.waveform)
+            return out
         if kind == "atl06":
             dtype = COMPACT if compact else ELEVATION
             parts = [p for p in self.elevations if p.dtype == dtype]

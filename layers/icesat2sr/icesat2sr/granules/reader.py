@@ -70,13 +70,15 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         fields = ancillary.requested_fields(parms)  # ancillary fields: read with the rest
         data = h5.read(_run_reads(beams, runs, parms) + ancillary.atl03_reads(beams, runs, fields))
     need08 = parms.atl08_class or parms.atl08_fields
-    classes = read_classes(asset, name.atl08, beams, runs, data, resource) if need08 else {}
+    atl08 = (read_classes(asset, name.atl08, beams, runs, data, resource, phoreal=parms.phoreal is not None)
+             if need08 else {})
     land = ancillary.read_land_segments(asset, name.atl08, beams, runs, data, fields, resource)
     out = []
     for b in beams:
         (s0, _), (p0, _), counts = runs[b]
         beam = _assemble(resource, b, name, sc_orient, data, counts, parms, s0, p0)
-        beam.atl08_class = classes.get(b)
+        for field, values in atl08.get(b, {}).items():  # atl08_class (+ relief, landcover, snowcover)
+            setattr(beam, field, values)
         check_values(beam)
         if fields:
             beam.extra["ancillary"] = ancillary.photon_values(beam, data, fields, land.get(b))

@@ -11,7 +11,7 @@ import difflib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import ParameterError
@@ -20,6 +20,7 @@ from .output import Output, parse_output
 from .polygon import MAX_POLY_POINTS, validate_polygon
 from .timeutil import format_utc, parse_utc
 
+X_PODPPD = 0x01   # SlideRule's atl03x default podppd mask: nominal segments only
 MIN_STEP_M = 0.1  # a finer step would only multiply identical extents (and memory)
 
 CNF_NAMES = {"tep": -2, "not_considered": -1, "background": 0, "within_10m": 1,
@@ -32,7 +33,7 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "atl09_fields", "samples", "raster", "region_mask", "phoreal", "als", "atl24",
+    "atl09_fields", "samples", "raster", "region_mask", "als", "atl24",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
@@ -59,6 +60,49 @@ class Yapc:
     win_x: float = 15.0
     version: int = 3
     min_ph: int = 4
+
+
+# ---------------------------------------------------------------------- PhoREAL (issue 14)
+PHOREAL_GEOLOC = ("mean", "median", "center")   # SlideRule's enum order: 0 mean, 1 median, 2 center
+PHOREAL_ATL08_CLASS = (1, 2, 3)                 # ground, canopy, top of canopy: SlideRule's default with phoreal
+
+
+@dataclass(frozen=True)
+class Phoreal:
+    """PhoREAL settings (SlideRule's ``phoreal`` table); giving the table turns the stage on.
+
+    ``binsize`` is the relief bin (m) of the percentiles and the waveform, ``geoloc`` how an
+    extent is geolocated, ``use_abs_h`` takes ATL03 ``h_ph`` instead of ATL08 ``ph_h`` as the
+    canopy height, ``send_waveform`` adds each extent's binned canopy waveform, and
+    ``above_classifier`` runs the ABoVE top-of-canopy reclassification.
+    """
+
+    binsize: float = 1.0
+    geoloc: str = "median"
+    use_abs_h: bool = False
+    send_waveform: bool = False
+    above_classifier: bool = False
+
+
+def _parse_geoloc(key: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(PHOREAL_GEOLOC):
+        value = PHOREAL_GEOLOC[value]
+    if value not in PHOREAL_GEOLOC:
+        raise ParameterError(key, f"unknown value {value!r} (allowed: {', '.join(PHOREAL_GEOLOC)} or 0..2)")
+    return value
+
+
+_PHOREAL_PARSERS = {
+    "binsize": lambda k, v: _number(k, v, 0.0, 1000.0, lo_open=True),
+    "geoloc": _parse_geoloc,
+    "use_abs_h": lambda k, v: _boolean(k, v),
+    "send_waveform": lambda k, v: _boolean(k, v),
+    "above_classifier": lambda k, v: _boolean(k, v),
+}
+
+
+def _parse_phoreal(key: str, value: Any) -> Phoreal:
+    return Phoreal(**_parse_table(key, value, '{"binsize": 1.0}', _PHOREAL_PARSERS, "PhoREAL setting"))
 
 
 @dataclass(frozen=True)
@@ -117,6 +161,8 @@ class Parms:
     spots: tuple[int, ...] = SPOTS
     podppd: int | None = None
     name_filter: str | None = None
+    # PhoREAL vegetation metrics (atl08 / atl08p)
+    phoreal: Phoreal | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -164,6 +210,8 @@ class Parms:
         _merge_aliases(kw, aliases)
         if kw.get("poly") is not None:
             kw["poly"] = validate_polygon("poly", kw["poly"], kw.get("proj", "auto"))
+        if kw.get("phoreal") is not None and kw.get("atl08_class") is None:
+            kw["atl08_class"] = PHOREAL_ATL08_CLASS
         parms = cls(**kw)
         parms._check_consistency()
         return parms
@@ -206,7 +254,9 @@ class Parms:
                 continue
             if f.name == "poly":
                 value = [{"lon": lon, "lat": lat} for lon, lat in value]
-            elif f.name in ("yapc", "output"):
+            elif f.name in ("yapc", "phoreal"):
+                value = asdict(value)
+            elif f.name == "output":
                 value = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items()
                          if v is not None}
             elif f.name == "fit":
@@ -227,6 +277,32 @@ class Parms:
     def selected_beams(self) -> tuple[str, ...]:
         """Beams to process: ``beams`` restricted to ``track`` (0 = all tracks)."""
         return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
+
+    def for_kind(self, kind: str) -> Parms:
+        """These parameters as a processing kind uses them; refuses what the kind cannot do.
+
+        ``atl08`` (SlideRule's PhoREAL endpoints) runs PhoREAL with its defaults when the request
+        has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
+        PhoREAL). Ancillary fields are not carried to PhoREAL results yet: refused, not dropped.
+        ``atl03x`` (SlideRule's x-series) filters on ``podppd`` 1 (nominal segments only) unless the
+        request says otherwise, as SlideRule's atl03x; its PhoREAL stage is not implemented.
+
+        Raises
+        ------
+        ParameterError
+            ``atl08`` with ancillary fields; ``atl03x`` with ``phoreal``.
+        """
+        if kind == "atl03x":
+            if self.phoreal is not None:
+                raise ParameterError("phoreal", "PhoREAL on atl03x (SlideRule's x-series) is not supported yet: "
+                                                "use atl08p")
+            return self if self.podppd is not None else replace(self, podppd=X_PODPPD)
+        if kind != "atl08":
+            return self
+        if self.ancillary:
+            key = next(k for k in ANCILLARY_KEYS if getattr(self, k))
+            raise ParameterError(key, "ancillary fields are not supported with PhoREAL (atl08/atl08p) yet")
+        return self if self.phoreal is not None else self.replace(phoreal={})
 
     @property
     def deadlines(self) -> tuple[float | None, float | None, float | None]:
@@ -314,15 +390,32 @@ def _parse_srt(key: str, value: Any) -> int:
     return _enum_value(key, value, SRT_NAMES, "surface_type_", -1, 4)
 
 
-_YAPC = {"score": lambda k, v: _integer(k, v, 0, 255), "knn": lambda k, v: _integer(k, v, 0, 10000),
-         "min_knn": lambda k, v: _integer(k, v, 1, 10000), "min_ph": lambda k, v: _integer(k, v, 0, 10000),
-         "win_h": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
-         "win_x": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
-         "version": lambda k, v: _integer(k, v, 0, 3)}
+_YAPC_PARSERS = {
+    "score": lambda k, v: _integer(k, v, 0, 255),
+    "knn": lambda k, v: _integer(k, v, 0, 10000),
+    "min_ph": lambda k, v: _integer(k, v, 0, 10000),
+    "min_knn": lambda k, v: _integer(k, v, 1, 10000),
+    "win_h": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "win_x": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "version": lambda k, v: _integer(k, v, 0, 3),
+}
 
 
 def _parse_yapc(key: str, value: Any) -> Yapc:
-    return Yapc(**_subkeys(key, value, _YAPC))
+    return Yapc(**_parse_table(key, value, '{"score": 0}', _YAPC_PARSERS, "YAPC setting"))
+
+
+def _parse_table(key: str, value: Any, example: str, parsers: dict, what: str) -> dict[str, Any]:
+    """A settings object (``yapc``, ``phoreal``): each member checked by its parser, errors naming ``key.member``."""
+    if not isinstance(value, dict):
+        raise ParameterError(key, f"expected an object like {example}, got {_kind(value)}")
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        parse = parsers.get(k)
+        if parse is None:
+            raise ParameterError(f"{key}.{k}", f"unknown {what} (known: {', '.join(parsers)})")
+        out[k] = parse(f"{key}.{k}", v)
+    return out
 
 
 def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
@@ -449,9 +542,10 @@ _PARSERS = {
     "podppd": lambda k, v: _integer(k, v, 0, 255),
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0, lo_open=True),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
+    "phoreal": _parse_phoreal,
 }
 _NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "output",
-             "timeout", *ANCILLARY_KEYS}
+             "timeout", *ANCILLARY_KEYS, "phoreal"}
 
 # ---- request bounds and deadlines (SlideRule's RequestParameters keys)
 MAX_TIMEOUT_S = 86400.0
@@ -549,4 +643,4 @@ def defaults() -> dict[str, Any]:
     return Parms().to_dict()
 
 
-__all__ = ["ParameterError", "Parms", "Yapc", "defaults"]
+__all__ = ["ParameterError", "Parms", "Phoreal", "Yapc", "defaults"]

@@ -136,7 +136,7 @@ def _extents_of_run(beam: Beam, selected: np.ndarray, parms: Parms) -> Extents:
 _SEGMENT_FIELDS = ("segment_id", "segment_dist_x", "segment_ph_cnt", "segment_delta_time", "velocity_sc",
                    "solar_elevation")
 _PHOTON_FIELDS = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across",
-                  "signal_conf_ph", "quality_ph", "weight_ph", "atl08_class")
+                  "signal_conf_ph", "quality_ph", "weight_ph", "atl08_class", "relief", "landcover", "snowcover")
 
 
 def _sub_beam(beam: Beam, s0: int, s1: int, p0: int, p1: int) -> Beam:

@@ -9,6 +9,8 @@ number keeps its unit and dtype across Lambda, S3 and HTTP boundaries.
 | elevations | :data:`ELEVATION` (104 B) or :data:`COMPACT` | fitted extent |
 | extents | :data:`EXTENT` (56 B) | emitted photon extent (atl03s) |
 | photons | :data:`PHOTON` (64 B) | photon of an extent, CSR by ``offsets`` |
+| vegetation | :data:`VEGETATION` (176 B) | PhoREAL extent (atl08) |
+| waveforms | :data:`WAVEFORM` (16 B) + ``waveform`` (f4 bins, CSR by ``num_bins``) | PhoREAL extent (waveform on) |
 | frame | dict of named columns (:mod:`icesat2sr.science.xseries`) | x-series row (photon or fit) |
 """
 
@@ -63,6 +65,24 @@ PHOTON = _struct([
     ("distance", "<f8", 56),
 ], 64)
 """Photon: SlideRule ``atl03rec.photons`` plus the seed's ``delta_time`` and ``distance``."""
+
+# ---------------------------------------------------------------------- PhoREAL (atl08)
+NUM_PERCENTILES = 20
+
+VEGETATION = _struct([
+    ("extent_id", "<u8", 0), ("segment_id", "<u4", 8), ("pflags", "<u2", 12), ("rgt", "<u2", 14),
+    ("cycle", "<u2", 16), ("spot", "u1", 18), ("gt", "u1", 19), ("ph_count", "<u4", 20),
+    ("gnd_ph_count", "<u4", 24), ("veg_ph_count", "<u4", 28), ("landcover", "u1", 32), ("snowcover", "u1", 33),
+    ("time", "<i8", 40), ("latitude", "<f8", 48), ("longitude", "<f8", 56), ("x_atc", "<f4", 64),
+    ("solar_elevation", "<f4", 68), ("h_te_median", "<f4", 72), ("h_max_canopy", "<f4", 76),
+    ("h_min_canopy", "<f4", 80), ("h_mean_canopy", "<f4", 84), ("h_canopy", "<f4", 88),
+    ("canopy_openness", "<f4", 92), ("canopy_h_metrics", ("<f4", (NUM_PERCENTILES,)), 96),
+], 176)
+"""PhoREAL vegetation metrics: SlideRule's ``atl08rec.vegetation`` (``pflags`` is in its struct, not its definition)."""
+
+WAVEFORM = _struct([("extent_id", "<u8", 0), ("num_bins", "<u2", 8), ("binsize", "<f4", 12)], 16)
+"""Head of SlideRule's ``waverec``; its ``num_bins`` float32 bins follow on the wire."""
+# ---------------------------------------------------------------------- end PhoREAL
 
 INVALID_FLAG = 0xFF  # landcover/snowcover without PhoREAL, as SlideRule sends them
 EXTENT_ID_ELEVATION = 0x2
@@ -146,6 +166,8 @@ def photon_rows(beam: Beam, extents: Extents, conf: np.ndarray,
     ph["y_atc"] = beam.dist_ph_across[p]
     ph["height"] = beam.h_ph[p]
     ph["landcover"] = ph["snowcover"] = INVALID_FLAG
+    if beam.relief is not None:  # PhoREAL on: SlideRule's photons carry its ATL08 inputs
+        ph["relief"], ph["landcover"], ph["snowcover"] = beam.relief[p], beam.landcover[p], beam.snowcover[p]
     ph["atl08_class"] = beam.atl08_class[p] if beam.atl08_class is not None else 4
     ph["atl03_cnf"] = conf[p]
     ph["quality_ph"] = beam.quality_ph[p]
@@ -159,7 +181,8 @@ def photon_rows(beam: Beam, extents: Extents, conf: np.ndarray,
 class GranuleResult:
     """Everything one granule produced for one request.
 
-    ``kind`` is ``atl06`` (``elevations``), ``atl03s`` (``extents``, ``photons``, ``offsets``) or
+    ``kind`` is ``atl06`` (``elevations``), ``atl03s`` (``extents``, ``photons``, ``offsets``),
+    ``atl08`` (``vegetation``, and with ``send_waveform`` ``waveforms`` and ``waveform``) or
     ``atl03x`` (``frame``: SlideRule's x-series columns, in order).
     ``error`` holds ``(code, message)`` when the granule failed (other tables then empty).
     ``ancillary`` holds the requested ancillary fields, one array per field (keys from
@@ -172,6 +195,9 @@ class GranuleResult:
     extents: np.ndarray | None = None
     photons: np.ndarray | None = None
     offsets: np.ndarray | None = None
+    vegetation: np.ndarray | None = None
+    waveforms: np.ndarray | None = None
+    waveform: np.ndarray | None = None
     error: tuple[int, str] | None = None
     stats: dict = field(default_factory=dict)
     ancillary: dict[str, np.ndarray] | None = None
@@ -179,14 +205,15 @@ class GranuleResult:
 
     @property
     def rows(self) -> int:
-        """Rows of the main table (elevations, photons for atl03s, frame rows for atl03x)."""
+        """Rows of the main table (elevations, photons for atl03s, vegetation for atl08, frame rows
+        for atl03x)."""
         if self.kind == "atl03x":
             return len(next(iter(self.frame.values()))) if self.frame else 0
-        table = self.elevations if self.kind == "atl06" else self.photons
+        table = {"atl06": self.elevations, "atl08": self.vegetation}.get(self.kind, self.photons)
         return 0 if table is None else len(table)
 
 
-_TABLES = ("elevations", "extents", "photons", "offsets")
+_TABLES = ("elevations", "extents", "photons", "offsets", "vegetation", "waveforms", "waveform")
 
 
 def _pack_array(a: np.ndarray) -> dict:
@@ -207,7 +234,7 @@ def _unpack_array(d: dict) -> np.ndarray:
 
 
 def _dtype_from(d: dict) -> np.dtype:
-    for known in (ELEVATION, COMPACT, EXTENT, PHOTON):
+    for known in (ELEVATION, COMPACT, EXTENT, PHOTON, VEGETATION, WAVEFORM):
         if d["itemsize"] == known.itemsize and set(d["columns"]) == set(known.names):
             return known
     names = list(d["columns"])
@@ -278,6 +305,13 @@ def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> Gr
     if kind == "atl06":
         parts = [r.elevations for r in ok if r.elevations is not None]
         merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)
+        return merged
+    if kind == "atl08":
+        merged.vegetation = stack([r.vegetation for r in ok if r.vegetation is not None], VEGETATION)
+        if any(r.waveforms is not None for r in ok):
+            merged.waveforms = stack([r.waveforms for r in ok if r.waveforms is not None], WAVEFORM)
+            parts = [r.waveform for r in ok if r.waveform is not None]
+            merged.waveform = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return merged
     heads = [r.extents for r in ok if r.extents is not None]
     phs = [r.photons for r in ok if r.photons is not None]

@@ -24,7 +24,6 @@ SurfaceFitter differs from the p-series ATL06-SR fit (docs/decisions.md, "x-seri
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 import numpy as np
 
@@ -52,12 +51,6 @@ META_COLUMNS = {"spot": "u1", "cycle": "u1", "region": "u1", "rgt": "<u2", "gt":
 TIME, X, Y = "time_ns", "longitude", "latitude"
 
 _BLOCK = 1 << 20          # extent start distances generated per step of the running sum
-PODPPD = 0x01             # SlideRule's atl03x default: photons of nominal (podppd_flag 0) segments only
-
-
-def x_parms(parms: Parms) -> Parms:
-    """The request as atl03x reads it: ``podppd`` defaults to :data:`PODPPD` (the p-series: no filter)."""
-    return parms if parms.podppd is not None else replace(parms, podppd=PODPPD)
 
 
 def photon_frame(beam: Beam, parms: Parms, conf: np.ndarray, keep: np.ndarray,

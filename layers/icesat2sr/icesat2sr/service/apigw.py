@@ -29,7 +29,8 @@ MARGIN_S = 1.5                     # kept for answering before the Lambda's own 
 LAMBDA_RESPONSE_BYTES = 6_291_556  # synchronous Lambda response payload limit
 MAX_BODY_BYTES = 4_500_000         # base64 of this, plus the JSON envelope, fits in LAMBDA_RESPONSE_BYTES
 ASYNC_ROUTE = {"/source/atl06": "/source/atl06p", "/source/atl03s": "/source/atl03sp",
-               "/source/atl06p": "/source/atl06p", "/source/atl03sp": "/source/atl03sp"}
+               "/source/atl06p": "/source/atl06p", "/source/atl03sp": "/source/atl03sp",
+               "/source/atl08": "/source/atl08p", "/source/atl08p": "/source/atl08p"}
 
 
 def too_big(path: str, what: str) -> Response:

@@ -3,7 +3,7 @@
 The Lambda handlers in ``functions/`` are thin shells around these functions; every AWS client is
 passed in, so the same code runs against AWS, against moto in the tests, and by hand.
 
-A job is one ``atl06p`` / ``atl03sp`` request. Everything it writes lives under one prefix of the
+A job is one ``atl06p`` / ``atl03sp`` / ``atl08p`` request. Everything it writes lives under one prefix of the
 results bucket (the only place the functions may write):
 
 | key | written by | content |
@@ -42,7 +42,7 @@ from ..request.errors import Icesat2srError, ParameterError, ResourceError
 
 log = logging.getLogger(__name__)
 
-API_KINDS = {"atl06p": "atl06", "atl03sp": "atl03s", "atl03x": "atl03x"}     # async route -> engine kind
+API_KINDS = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08", "atl03x": "atl03x"}   # route -> kind
 ROUTE_OF = {v: k for k, v in API_KINDS.items()}
 PREFIX = "results"
 OUTPUTS = "outputs"
@@ -313,7 +313,7 @@ def batch_input(event: Mapping) -> tuple[str, dict]:
     kind = event.get("kind", "atl06")
     kind = API_KINDS.get(kind, kind)
     if kind not in ROUTE_OF:
-        raise ParameterError("kind", f"must be atl06p or atl03sp, got {event.get('kind')!r}")
+        raise ParameterError("kind", f"must be one of {', '.join(API_KINDS)}, got {event.get('kind')!r}")
     body = {k: v for k, v in event.items() if k not in ("kind", "job")}
     return kind, body
 

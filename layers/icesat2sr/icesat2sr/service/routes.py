@@ -15,6 +15,7 @@ iterated, and closing the iterator stops the work (worker processes are terminat
 | ``/source/health``, ``/health`` | GET | ``{"healthy": true}`` |
 | ``/source/atl06``, ``/source/atl06p`` | POST | ``atl06rec`` stream |
 | ``/source/atl03s``, ``/source/atl03sp`` | POST | ``atl03rec`` stream |
+| ``/source/atl08``, ``/source/atl08p`` | POST | ``atl08rec`` (+ ``waverec``) stream: PhoREAL |
 | ``/source/atl03x`` | POST | an output file (``output`` required): ``arrowrec`` records |
 | ``/source/indexer`` | POST | ``atl03rec.index`` stream |
 
@@ -65,8 +66,8 @@ RESULT_GRACE_S = 30.0           # a worker that exited cleanly must deliver its 
 DEFAULT_MAX_RESOURCES = 300     # SlideRule's default max_resources (SystemConfig requestMaxResources)
 MAX_CLIENT_HEADER = 64          # characters of the client's version header that are looked at
 # endpoints that read granules (the others answer from memory)
-PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl06p", "/source/atl03sp", "/source/atl03x",
-                        "/source/indexer"})
+PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl08", "/source/atl06p", "/source/atl03sp",
+                        "/source/atl08p", "/source/atl03x", "/source/indexer"})
 
 
 @dataclass
@@ -341,7 +342,7 @@ def _parse_date(value: object) -> dt.datetime:
 class Job:
     """A validated processing request."""
 
-    kind: str                 # "atl06" or "atl03s"
+    kind: str                 # "atl06", "atl03s" or "atl08"
     asset: Asset
     parms: Parms
     resources: list[str]
@@ -354,12 +355,12 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
 
     Parameters
     ----------
-    kind : {"atl06", "atl03s"}
+    kind : {"atl06", "atl03s", "atl08"}
     request : dict
         The request body.
     config : Config
     single : bool
-        A single-granule endpoint (``/source/atl06``, ``/source/atl03s``): exactly one granule
+        A single-granule endpoint (``/source/atl06``, ``/source/atl03s``, ``/source/atl08``): exactly one granule
         must be named.
 
     Raises
@@ -380,6 +381,7 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
     resources = _resources(request, parms)
     parms.pop("resources", None)
     checked = Parms.from_dict(parms)
+    checked.for_kind(kind)  # what the kind cannot do is a 400 before any work
     if single and (resources is None or len(resources) != 1):
         raise ParameterError("resource", "this endpoint processes one granule: name it in \"resource\" "
                                          "(the ...p endpoints take a list or a query)")
@@ -723,6 +725,8 @@ _ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
     "/source/atl03s": _process("atl03s", single=True),
     "/source/atl06p": _process("atl06"),
     "/source/atl03sp": _process("atl03s"),
+    "/source/atl08": _process("atl08", single=True),
+    "/source/atl08p": _process("atl08"),
     "/source/atl03x": _process("atl03x"),
     "/source/indexer": _indexer,
 }
