@@ -2,14 +2,15 @@
 
 Synchronous routes are :mod:`icesat2sr.service.routes` (the local server's code: same request parsing, same
 record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p``,
-``/source/atl03sp`` and ``/source/atl08p`` start a job instead of streaming (202 + job id); ``GET /jobs/{id}``
-reports it.
+``/source/atl03sp``, ``/source/atl08p`` and ``/source/atl03x`` start a job instead of streaming (202 + job
+id); ``GET /jobs/{id}`` reports it (with the job's ``output`` file, if the request named one).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
 
@@ -70,8 +71,8 @@ def _sync() -> Response:
     headers = {str(k): str(v) for k, v in (event.headers or {}).items()}
     remaining = _context.get_remaining_time_in_millis() / 1000 if _context is not None else apigw.DEADLINE_S
     deadline = min(apigw.DEADLINE_S, remaining - apigw.MARGIN_S)
-    return _answer(apigw.answer(event.http_method, event.path, headers, _body(), jobs.route_config(),
-                                deadline_s=deadline))
+    config = dataclasses.replace(jobs.route_config(), output_files=False)   # no pyarrow here: files come from jobs
+    return _answer(apigw.answer(event.http_method, event.path, headers, _body(), config, deadline_s=deadline))
 
 
 for _method, _paths in SYNC_ROUTES.items():
@@ -109,6 +110,11 @@ def atl03sp() -> Response:
 @app.post("/source/atl08p")
 def atl08p() -> Response:
     return _submit("atl08p")
+
+
+@app.post("/source/atl03x")
+def atl03x() -> Response:
+    return _submit("atl03x")
 
 
 @app.get("/jobs/<job_id>")

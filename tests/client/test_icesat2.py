@@ -136,6 +136,23 @@ def test_merged_vegetation_splits_back_into_granules(synth_dir, synth_names):
         pd.testing.assert_frame_equal(result_frame(part), result_frame(want))
 
 
+@pytest.mark.parametrize("mode", ["embedded", "remote"])
+def test_output_files_are_written_here(mode, request, synth_names, reference, tmp_path):
+    request.getfixturevalue(mode)
+    path = tmp_path / "out.parquet"
+    gdf = icesat2.atl06p({**PARMS, "output": {"path": str(path), "format": "geoparquet", "open_on_complete": True}},
+                         resources=synth_names)
+    assert gdf.index.name == "time" and len(gdf) == len(reference)
+    key = ["h_mean", "segment_id", "gt"]
+    pd.testing.assert_frame_equal(gdf[key].sort_values(key).reset_index(drop=True),
+                                  reference[key].sort_values(key).reset_index(drop=True))
+    csv = tmp_path / "out.csv"
+    assert icesat2.atl06p({**PARMS, "output": {"path": str(csv), "format": "csv"}}, resources=synth_names) == str(csv)
+    assert len(pd.read_csv(csv)) == len(reference)
+    with pytest.raises(ParameterError, match="local path"):
+        icesat2.atl06p({**PARMS, "output": {"path": "s3://bucket/x.parquet"}}, resources=synth_names)
+
+
 def test_compact_results(embedded, url, synth_names):
     a = icesat2.atl06({**PARMS, "compact": True}, synth_names[0])
     icesat2.init(url)

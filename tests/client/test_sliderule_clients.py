@@ -83,21 +83,26 @@ def cli_outputs(synth_dir, synth_names, region, tmp_path_factory):
 
 @pytest.fixture(scope="session", params=list(CLIENTS))
 def client_run(request, server_url, synth_names, region, tmp_path_factory):
-    python = CLIENTS[request.param]
-    if not python.exists():
-        pytest.fail(f"{python} is missing: run `make setup-clients`")
-    d = tmp_path_factory.mktemp(f"sliderule-{request.param}")
     spec = {"names": [synth_names[1], synth_names[0]], "atl06": ATL06, "atl03": {**ATL03, "poly": region},
             "atl08": ATL08, "atl08_discovered": ATL08_DISCOVERED,
             "missing": synth_names[0].replace("_01.h5", "_02.h5"), "rgt": 1234}
-    (d / "request.json").write_text(json.dumps(spec))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    done = subprocess.run([str(python), str(SCRIPT), server_url, str(d / "request.json"), str(d / "out")],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads((d / "out" / "summary.json").read_text())
+    out = run_client(request.param, SCRIPT, server_url, spec, tmp_path_factory.mktemp(f"sliderule-{request.param}"))
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["client"] == f"v{request.param}"
-    return request.param, d / "out", summary
+    return request.param, out, summary
+
+
+def run_client(version: str, script: Path, url: str, spec: dict, folder: Path, timeout: float = 600) -> Path:
+    """Run ``script URL INPUT.json OUTDIR`` with a client's python (``spec`` as INPUT); returns OUTDIR."""
+    python = CLIENTS[version]
+    if not python.exists():
+        pytest.fail(f"{python} is missing: run `make setup-clients`")
+    (folder / "input.json").write_text(json.dumps(spec))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run([str(python), str(script), url, str(folder / "input.json"), str(folder / "out")],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder / "out"
 
 
 def canonical(gdf, columns: list[str]) -> pd.DataFrame:

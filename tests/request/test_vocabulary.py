@@ -42,7 +42,7 @@ SLIDERULE_KEYS = {
     "rgt": 315, "cycle": 1, "region": 11, "version": 5, "compact": False, "timeout": 600,
 }
 # SlideRule options that other work implements (outputs, PhoREAL...): refused by name
-REFUSED_BY_NAME = ["atl09_fields", "output", "samples", "region_mask", "als", "atl24"]
+REFUSED_BY_NAME = ["atl09_fields", "samples", "region_mask", "als", "atl24"]
 # rqst_timeout, node_timeout, read_timeout and max_resources belong to the service work (not listed here)
 NO_EFFECT = ["cluster_size_hint", "key_space", "ignore_poly_for_cmr", "points_in_polygon", "granule",
              "sliderule_version", "build_information", "environment_version", "resource"]
@@ -93,7 +93,9 @@ def test_unknown_keys_name_the_closest_known_one(data, message):
 
 def test_fit_object_means_the_top_level_keys():
     nested = Parms.from_dict({"fit": {"maxi": 3, "H_min_win": 2.5, "sigma_r_max": 4.0}})
-    assert nested == Parms.from_dict({"maxi": 3, "H_min_win": 2.5, "sigma_r_max": 4.0})
+    top = Parms.from_dict({"maxi": 3, "H_min_win": 2.5, "sigma_r_max": 4.0})
+    assert (nested.maxi, nested.H_min_win, nested.sigma_r_max) == (top.maxi, top.H_min_win, top.sigma_r_max)
+    assert nested.fit and not top.fit   # a fit object also asks atl03x for its surface fit
     assert Parms.from_dict({"fit": {"maxi": 3}, "maxi": 3}).maxi == 3   # both, the same: fine
     assert Parms.from_dict({"fit": {"maxi": 7}, "H_min_win": 1.0}).H_min_win == 1.0   # different keys mix
     with pytest.raises(ParameterError, match=r"'fit\.maxi': is 7 but 'maxi' is 3; give one of them"):

@@ -24,7 +24,7 @@ def test_every_function_and_route_has_an_event():
         assert f"{fn}.json" in names
     template = (EVENTS.parent / "template.yaml").read_text()
     for route in ("version", "health", "definition", "time", "atl06", "atl03s", "atl08", "indexer", "atl06p", "atl03sp",
-                  "atl08p", "job"):
+                  "atl08p", "atl03x", "job"):
         assert f"api-{route}.json" in names
         path = load_event(f"api-{route}.json")["resource"]
         assert f"Path: {path}," in template or f'Path: "{path}",' in template, path

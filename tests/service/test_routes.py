@@ -135,8 +135,8 @@ def test_request_errors_are_400_before_any_work(config, synth_names):
     assert bad.status == 400 and "cnf" in as_json(bad)["error"]
     assert call(config, "/source/atl06p", {"resources": ["../etc/passwd"]}).status == 400
     assert call(config, "/source/atl06p", {"resources": "x", "parms": []}).status == 400
-    unsupported = call(config, "/source/atl06p", {"resources": synth_names, "parms": {"output": {"path": "x"}}})
-    assert unsupported.status == 400 and "output" in as_json(unsupported)["error"]
+    unsupported = call(config, "/source/atl06p", {"resources": synth_names, "parms": {"samples": {"dem": {}}}})
+    assert unsupported.status == 400 and "samples" in as_json(unsupported)["error"]
 
 
 def test_vegetation_endpoint_streams_batches_and_waveforms(config, synth_dir, synth_names):

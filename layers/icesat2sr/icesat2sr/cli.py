@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .request.errors import Icesat2srError, ParameterError, ServiceError, WriteError
+from .request.output import FORMATS as _OUTPUT_FORMATS
+
+FORMATS = (*_OUTPUT_FORMATS, "h5")
 
 EXIT_BAD_INPUT = 2
 GRANULE_TIMEOUT_S = 1800.0   # per granule; a full ATL03 granule takes well under a minute per core
@@ -73,6 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
         _add_process(sub, kind)
     for kind in ("atl06p", "atl03sp", "atl08p"):
         _add_discovered(sub, kind)
+    _add_atl03x(sub)
     _add_index(sub)
     _add_demo(sub)
     _add_bench(sub)
@@ -121,7 +125,10 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asset", default="atlas-local", help="atlas-local (default), atlas-s3 or nsidc-s3")
     p.add_argument("--parms", default=None, metavar="JSON|@FILE", help="request parameters")
     p.add_argument("--poly", default=None, metavar="GEOJSON", help="region: a GeoJSON file")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output .parquet, .csv or .h5")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output file: .parquet (GeoParquet), .feather, .csv or .h5")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="file format instead of the extension's (e.g. parquet: no geometry column)")
     p.add_argument("--workers", type=_positive(int, "processes"), default=None,
                    help="processes (default: all cores)")
     p.add_argument("--granule-timeout", type=_positive(float, "seconds"), default=GRANULE_TIMEOUT_S,
@@ -172,38 +179,67 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
+def summary_frame(results: list, kind: str):
+    """Time, ground track and height of every row (for :func:`print_summary`)."""
+    import numpy as np
+    import pandas as pd
+
+    from .science.records import EXTENT, concat
+
+    ok = [r for r in results if r.error is None]
+    if kind == "atl03x":
+        frame = concat(ok, kind).frame or {}
+        height = "h_mean" if "h_mean" in frame else "height"
+        data = {"gt": frame.get("gt", np.zeros(0, np.uint8)), height: frame.get(height, np.zeros(0))}
+        time_ns = frame.get("time_ns", np.zeros(0, np.int64))
+    elif kind in ("atl06", "atl08"):
+        merged = concat(ok, kind)
+        rows, height = (merged.elevations, "h_mean") if kind == "atl06" else (merged.vegetation, "h_canopy")
+        data = {"gt": rows["gt"]} if "gt" in rows.dtype.names else {}
+        data[height] = rows[height]
+        time_ns = rows["time"]
+    else:
+        merged = concat(ok, kind)
+        counts = np.diff(merged.offsets)
+        heads = merged.extents if len(merged.extents) else np.zeros(0, EXTENT)
+        data = {"track": np.repeat(heads["track"], counts), "pair": np.repeat(heads["pair"], counts),
+                "height": merged.photons["height"]}
+        time_ns = merged.photons["time"]
+    index = pd.Index(np.asarray(time_ns, dtype=np.int64).view("datetime64[ns]"), name="time")
+    return pd.DataFrame(data, index=index).sort_index()
+
+
 def _run_process(args) -> int:
     from .engine import run_many
-    from .formats.destination import check_destination, write_result
-    from .formats.frames import result_frame
+    from .formats.destination import check_destination, write_results
+    from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
-    from .science.records import concat
 
-    check_destination(args.output)
+    check_destination(args.output, fmt=args.format)
+    fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
     parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
         check_resource_name(name)
-    check_destination(args.output, asset, args.resources)
+    check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
     results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
                             progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = [r for r in results if r.error]
     if failed:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
-    order = {name: i for i, name in enumerate(args.resources)}
-    merged = concat(sorted(results, key=lambda r: order[r.granule]), args.kind, compact=parms.compact)
-    gdf = result_frame(merged)
-    write_result(gdf, args.output, parms.to_dict())
+    names = list(dict.fromkeys(args.resources))
+    write_results(results, args.kind, args.output, fmt, parms.to_dict(), names)
     if not args.quiet:
-        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
 def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
     """Rows per beam, time span, elapsed time."""
-    what = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents"}[kind.rstrip("p")]
+    units = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
+    what = units[kind.rstrip("p")]
     print(f"{len(gdf)} {what} -> {output} ({elapsed:.1f} s)")
     if len(gdf) == 0:
         return
@@ -324,7 +360,15 @@ def _add_discovered(sub, kind: str) -> None:
     engine_kind = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08"}[kind]
     p = sub.add_parser(kind, help=f"{_WHAT[engine_kind]} for every granule the request selects (region, time, rgt...)")
     _add_request_options(p)
-    p.set_defaults(run=_run_discovered, kind=engine_kind)
+    p.set_defaults(run=_run_discovered, kind=engine_kind, resources=[])
+
+
+def _add_atl03x(sub) -> None:
+    p = sub.add_parser("atl03x", help="SlideRule's x-series photon frame (or its surface fit with a \"fit\" "
+                                      "parameter) for named granules, or those the request selects")
+    p.add_argument("resources", nargs="*", metavar="RESOURCE", help="ATL03 granule file names (none: discovery)")
+    _add_request_options(p)
+    p.set_defaults(run=_run_discovered, kind="atl03x")
 
 
 def _run_discovered(args) -> int:
@@ -333,19 +377,22 @@ def _run_discovered(args) -> int:
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
     from .engine import run_many
-    from .formats.destination import check_destination, write_result
-    from .formats.frames import result_frame
-    from .granules.assets import resolve_asset
-    from .science.records import concat
+    from .formats.destination import check_destination, write_results
+    from .formats.output import format_of
+    from .granules.assets import check_resource_name, resolve_asset
 
-    check_destination(args.output)
+    check_destination(args.output, fmt=args.format)
+    fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
     parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
-    check_destination(args.output, asset)
+    check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
-    names = find_granules(parms, asset)
-    if not args.quiet:
+    if args.resources:
+        names = [check_resource_name(r) for r in dict.fromkeys(args.resources)]
+    else:
+        names = find_granules(parms, asset)
+    if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
     results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
@@ -356,16 +403,14 @@ def _run_discovered(args) -> int:
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    merged = concat(sorted(results, key=lambda r: r.granule), args.kind, compact=parms.compact)
-    gdf = result_frame(merged)
-    write_result(gdf, args.output, parms.to_dict())
+    write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
     if not args.quiet:
-        print_summary(gdf, args.kind, args.output, time.perf_counter() - started)
+        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
@@ -439,6 +484,12 @@ def _add_serve(sub) -> None:
     p.add_argument("--workers", type=_positive(int, "processes"), default=None,
                    help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.add_argument("--scratch", default=None, metavar="DIR",
+                   help="folder for output files while they are written (default: a private temporary folder); "
+                        "a request's output.path is the client's, never written here")
+    p.add_argument("--s3-output", default=None, metavar="s3://BUCKET/PREFIX/",
+                   help="accept output.path under this S3 prefix: files are uploaded (boto3 credentials), "
+                        "not streamed back")
     lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
     lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
                      help="granules one request may name or discover (default %(default)s)")
@@ -466,9 +517,14 @@ def _run_serve(args) -> int:
         raise UsageError(f"serve limits: {exc}") from None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
+    if args.s3_output is not None and not (args.s3_output.startswith("s3://") and args.s3_output.endswith("/")):
+        raise UsageError("--s3-output must look like s3://bucket/prefix/")
+    if args.scratch is not None and not Path(args.scratch).is_dir():
+        raise UsageError(f"scratch folder {args.scratch} does not exist")
+    config = Config(path=args.path, workers=args.workers, max_resources=args.max_resources, scratch=args.scratch,
+                    remote_output=args.s3_output)
     try:
-        serve(Config(path=args.path, workers=args.workers, max_resources=args.max_resources), args.host, args.port,
-              limits, access_log=args.verbose)
+        serve(config, args.host, args.port, limits, access_log=args.verbose)
     except OSError as exc:   # the address is taken or cannot be bound
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0

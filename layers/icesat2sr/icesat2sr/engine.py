@@ -23,7 +23,7 @@ from .granules.reader import read_beams
 from .request.errors import ResourceError
 from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
-from .science import ancillary
+from .science import ancillary, xseries
 from .science.extents import make_extents
 from .science.fit import FitSettings, fit_extents
 from .science.records import (
@@ -35,6 +35,7 @@ from .science.records import (
     WAVEFORM,
     GranuleResult,
     concat_ancillary,
+    concat_frames,
     elevation_rows,
     photon_rows,
     stack,
@@ -42,12 +43,14 @@ from .science.records import (
 from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)
-KINDS = ("atl06", "atl03s", "atl08")
+KINDS = ("atl06", "atl03s", "atl08", "atl03x")
 BEAM_THREADS = max(1, min(6, os.cpu_count() or 1))
 
 
 def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
-    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``) or PhoREAL (``"atl08"``) on one granule.
+    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``), PhoREAL (``"atl08"``) or
+    SlideRule's x-series photon frame (``"atl03x"``, with its surface fit when the request has
+    ``fit``) on one granule.
 
     Parameters
     ----------
@@ -57,7 +60,7 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         ATL03 granule name.
     parms : Parms
         Validated request parameters.
-    kind : {"atl06", "atl03s", "atl08"}
+    kind : {"atl06", "atl03s", "atl08", "atl03x"}
         ``atl08`` runs PhoREAL with its defaults when ``parms`` has no ``phoreal`` table.
 
     Returns
@@ -122,11 +125,13 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     if parms.yapc is not None:
         from .science.yapc import yapc_scores
         yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
+    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
     podppd = None if beam.podppd_flag is None else beam.podppd_flag[beam.photon_segment()]
     mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd_ph=podppd)
+    if kind == "atl03x":
+        return (_xseries_beam(beam, parms, conf, mask, yapc, anc, stats, t),)
     extents = make_extents(beam, mask, parms)
     t = _timed(stats, "select_extents_s", t)
-    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
     if kind == "atl03s":
         rows = photon_rows(beam, extents, conf, yapc)
         return (*rows, ancillary.photon_columns(anc, extents.photon) if anc else None)
@@ -149,7 +154,21 @@ def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
     return (rows, columns)
 
 
+def _xseries_beam(beam: Beam, parms: Parms, conf: np.ndarray, keep: np.ndarray, yapc: np.ndarray | None,
+                  anc: dict | None, stats: dict, t: float) -> dict[str, np.ndarray]:
+    """The atl03x frame of one beam: its selected photons, or their surface fit (``fit``)."""
+    frame = xseries.photon_frame(beam, parms, conf, keep, yapc, anc)
+    t = _timed(stats, "select_extents_s", t)
+    if parms.fit:
+        frame = xseries.surface_fit(frame, parms)
+        _timed(stats, "fit_s", t)
+    return frame
+
+
 def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
+    if kind == "atl03x":
+        return GranuleResult(resource, kind, frame=concat_frames([p[0] for p in parts]) if parts
+                             else xseries.empty_frame(parms))
     if kind == "atl06":
         dtype = COMPACT if parms.compact else ELEVATION
         rows = stack([p[0] for p in parts], dtype)

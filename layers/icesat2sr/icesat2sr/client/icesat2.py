@@ -7,6 +7,9 @@ local granules); ``init("host:port")`` or ``init("https://...")`` sends the same
 Either way results are GeoDataFrames indexed by UTC ``time`` (:mod:`icesat2sr.formats.frames`), or, with a
 ``callback(resource, result, result_cnt, total_resources)``, are handed over one granule at a time
 and nothing is returned (the seed's callbacks, e.g. :class:`icesat2sr.formats.writers.Hdf5Writer`).
+With SlideRule's ``output`` parameter the rows go to that file instead (written here, on the
+client's machine, by the shared writers of :mod:`icesat2sr.formats.output`) and the call returns
+its frame (``open_on_complete``) or its path, as the official client does.
 
 Examples
 --------
@@ -350,6 +353,9 @@ def _request(kind: str, parm: dict, asset: str | None, max_workers: int, version
     from ..formats.frames import result_frame
 
     parm = dict(parm or {})
+    output = _local_output(parm.pop("output", None))
+    if output is not None:
+        callback = None   # as SlideRule: with output, the rows go to the file
     if asset is not None:
         parm["asset"] = asset
     if version is not None and "version" not in parm:
@@ -385,9 +391,42 @@ def _request(kind: str, parm: dict, asset: str | None, max_workers: int, version
     if callback is not None:
         return None
     done.sort(key=lambda r: (order.get(r.granule, len(order)), r.granule))
+    if output is not None:
+        return _write_output(output, kind, parm, done)
     gdf = result_frame(concat(done, kind, compact=compact), keep_id=keep_id)
     gdf.attrs["failed"] = failed
     return gdf
+
+
+def _local_output(value):
+    """The request's ``output``, checked; our client writes it on this machine (no ``s3://``)."""
+    if value is None:
+        return None
+    from ..request.output import parse_output
+
+    output = parse_output("output", value)
+    if output.remote:
+        raise ParameterError("output.path", "this client writes output files on this machine: name a local path "
+                                            "(s3:// output is written by a deployment's jobs)")
+    return output
+
+
+def _write_output(output, kind: str, parm: dict, results: list[GranuleResult]):
+    """Write the results to ``output.path``; its frame when ``open_on_complete``, else the path."""
+    from ..formats.output import OutputWriter
+
+    with OutputWriter(output.path, output.format, kind=kind, parms=Parms.from_dict(parm).to_dict(),
+                      granules=[r.granule for r in results], fields=output.fields,
+                      validate=output.with_validation) as writer:
+        writer.extend(results)
+    if not output.open_on_complete:
+        return output.path
+    import geopandas
+    import pandas as pd
+
+    read = {"geoparquet": geopandas.read_parquet, "parquet": pd.read_parquet, "feather": pd.read_feather,
+            "csv": pd.read_csv}
+    return read[output.format](output.path)
 
 
 def _progress_bar(total: int | None, progress: bool | None):

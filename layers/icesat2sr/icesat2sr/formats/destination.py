@@ -5,7 +5,8 @@ reads: a granule, its ATL08 companion, any ATL03/ATL08-named file of the data fo
 folder's catalogue (compared by resolved path and by inode, so symbolic and hard links count). It
 also proves the folder writable by creating (and removing) a file there, so a missing folder, a
 permission or a read-only file system is reported at once, not after the processing.
-:func:`write_result` turns a failed write (disk full, file size limit) into :class:`WriteError`.
+:func:`write_results` (the CLI's, through :class:`icesat2sr.formats.output.OutputWriter`) and
+:func:`write_result` (a frame) turn a failed write (disk full, file size limit) into :class:`WriteError`.
 """
 
 from __future__ import annotations
@@ -19,21 +20,25 @@ from pathlib import Path
 from ..granules.assets import CATALOG_NAME, Asset
 from ..request.errors import DestinationError, ResourceError, WriteError
 from ..request.names import parse_name
-from .frames import FORMATS, write
+from .frames import write
+from .output import EXTENSIONS, OutputWriter
 
 
 def check_destination(output: str | os.PathLike, asset: Asset | None = None,
-                      resources: Iterable[str] = ()) -> Path:
+                      resources: Iterable[str] = (), fmt: str | None = None) -> Path:
     """Check an output path before any work is done.
 
     Parameters
     ----------
     output : path-like
-        The result file (``.parquet``, ``.csv`` or ``.h5``).
+        The result file (an extension of :data:`icesat2sr.formats.output.EXTENSIONS`, unless
+        ``fmt`` names the format).
     asset : Asset, optional
         The request's granule store; a local folder's granules and catalogue are protected.
     resources : iterable of str
         Granules named by the request (their ATL08 companions are protected too).
+    fmt : str, optional
+        The file format, when not the extension's.
 
     Returns
     -------
@@ -46,8 +51,8 @@ def check_destination(output: str | os.PathLike, asset: Asset | None = None,
         Unknown format, a folder, an input of the request, or a folder that cannot be written.
     """
     path = Path(output)
-    if path.suffix.lower() not in FORMATS:
-        raise DestinationError(f"output {path} must end in {', '.join(FORMATS)}")
+    if fmt is None and path.suffix.lower() not in EXTENSIONS:
+        raise DestinationError(f"output {path} must end in {', '.join(sorted(EXTENSIONS))} (or name a --format)")
     if path.is_dir():
         raise DestinationError(f"output {path} is a folder")
     parent = path.parent if str(path.parent) else Path(".")
@@ -114,7 +119,24 @@ def write_result(gdf, output: str | os.PathLike, parms: dict | None = None) -> P
     try:
         return write(gdf, output, parms)
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        hint = {errno.EFBIG: " (the file size limit)", errno.ENOSPC: " (disk full)",
-                errno.EDQUOT: " (disk quota)"}.get(exc.errno, "")
-        raise WriteError(f"cannot write {output}: {reason}{hint}; nothing was written") from None
+        raise _write_error(output, exc) from None
+
+
+def write_results(results: list, kind: str, output: str | os.PathLike, fmt: str, parms: dict | None,
+                  granules: list[str]) -> Path:
+    """Write granules' results (in ``granules`` order) with the shared file writers, atomically;
+    an OS failure is :class:`WriteError` and leaves nothing."""
+    order = {name: i for i, name in enumerate(granules)}
+    try:
+        with OutputWriter(output, fmt, kind=kind, parms=parms, granules=granules) as writer:
+            writer.extend(sorted(results, key=lambda r: order.get(r.granule, len(order))))
+    except OSError as exc:
+        raise _write_error(output, exc) from None
+    return writer.path
+
+
+def _write_error(output: str | os.PathLike, exc: OSError) -> WriteError:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = {errno.EFBIG: " (the file size limit)", errno.ENOSPC: " (disk full)",
+            errno.EDQUOT: " (disk quota)"}.get(exc.errno, "")
+    return WriteError(f"cannot write {output}: {reason}{hint}; nothing was written")

@@ -19,10 +19,13 @@ rows of :mod:`icesat2sr.science.records` (their dtypes ARE the wire layouts), so
 | ``ancfrec`` | one elevation's ancillary values (``ancfrec.field`` each: anc_type, index, datatype, 8 bytes) |
 | ``ancerec`` | one field's values for the photons of one extent |
 | ``ancfrec-icesat2sr``, ``ancerec-icesat2sr`` | the same for ``atl03_corr_fields`` (4), ``atl03_bckgrd_fields`` (5) |
+| ``arrowrec.meta`` / ``.data`` / ``.eof`` | an output file streamed back: name and size, its bytes, its checksum |
+| ``arrowrec.remote`` | an output file written to S3: its URL and size |
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import time as _time
@@ -63,6 +66,15 @@ ANCE_HEAD = np.dtype({"names": ["extent_id", "num_elements", "anc_type", "field_
                       "formats": ["<u8", "<u4", "u1", "u1", "u1"], "offsets": [0, 8, 12, 13, 14], "itemsize": 15})
 CONTAINER = np.dtype({"names": ["count", "start"], "formats": ["<u4", "<u4"], "offsets": [0, 4], "itemsize": 8})
 CONTAINER_ENTRY = np.dtype({"names": ["size", "offset"], "formats": ["<u4", "<u4"], "offsets": [0, 4], "itemsize": 8})
+# output files (SlideRule's OutputLib records)
+FILE_NAME_SIZE, URL_SIZE = 128, 512
+FILE_CHUNK = 1 << 20        # file bytes per arrowrec.data (the clients unpack each into a tuple of ints)
+ARROW_META = np.dtype({"names": ["filename", "size"], "formats": [f"S{FILE_NAME_SIZE}", "<i8"],
+                       "offsets": [0, FILE_NAME_SIZE], "itemsize": FILE_NAME_SIZE + 8})
+ARROW_EOF = np.dtype({"names": ["filename", "checksum"], "formats": [f"S{FILE_NAME_SIZE}", "<u8"],
+                      "offsets": [0, FILE_NAME_SIZE], "itemsize": FILE_NAME_SIZE + 8})
+ARROW_REMOTE = np.dtype({"names": ["url", "size"], "formats": [f"S{URL_SIZE}", "<i8"], "offsets": [0, URL_SIZE],
+                         "itemsize": URL_SIZE + 8})
 SLIDERULE_ANC_TYPES = (0, 1, 2, 3)   # what the official clients name (ph, geo, atl08, atl06 fields)
 DATATYPE = {"i1": 0, "i2": 1, "i4": 2, "i8": 3, "u1": 4, "u2": 5, "u4": 6, "u8": 7, "f4": 9, "f8": 10}
 """SlideRule's RecordObject field type codes (``datatype`` of ancillary records)."""
@@ -131,6 +143,12 @@ DEFINITIONS: dict[str, dict] = {
     "conrec": {**_definition(CONTAINER, {}, size=16), "records": {"type": "conrec.entry", "offset": 64,
                                                                  "elements": 0, "flags": "LE"}},
     "conrec.entry": _definition(CONTAINER_ENTRY, {}),
+    "arrowrec.meta": _definition(ARROW_META, {}),
+    "arrowrec.data": {"__datasize": FILE_NAME_SIZE,
+                      "filename": {"type": "STRING", "offset": 0, "elements": FILE_NAME_SIZE, "flags": "LE"},
+                      "data": {"type": "UINT8", "offset": FILE_NAME_SIZE * 8, "elements": 0, "flags": "LE"}},
+    "arrowrec.eof": _definition(ARROW_EOF, {}),
+    "arrowrec.remote": _definition(ARROW_REMOTE, {}),
     "exceptrec": _definition(EXCEPT, {}),
     "eventrec": {**_definition(EVENT_HEAD, {}, size=EVENT_DATASIZE),
                  "message": {"type": "STRING", "offset": EVENT_HEAD.itemsize * 8, "elements": 0, "flags": "LE"}},
@@ -296,6 +314,38 @@ def waveform_records(heads: np.ndarray, waveform: np.ndarray) -> Iterator[bytes]
         start = end
 
 
+def file_records(path: str | os.PathLike, filename: str, checksum: bool = False,
+                 chunk: int = FILE_CHUNK) -> Iterator[bytes]:
+    """An output file as SlideRule streams it: ``arrowrec.meta``, ``arrowrec.data`` records of at
+    most ``chunk`` bytes, and with ``checksum`` an ``arrowrec.eof`` (the byte sum, modulo 2**64).
+
+    ``filename`` is where the client writes the file (the request's ``output.path``).
+    """
+    name = _ascii(filename, FILE_NAME_SIZE)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = np.zeros(1, dtype=ARROW_META)
+        head["filename"], head["size"] = name, size
+        yield frame("arrowrec.meta", head.tobytes())
+        padded = name.ljust(FILE_NAME_SIZE, b"\0")
+        total = np.uint64(0)
+        while piece := f.read(chunk):
+            if checksum:
+                total += np.frombuffer(piece, dtype=np.uint8).sum(dtype=np.uint64)
+            yield frame("arrowrec.data", padded + piece)
+    if checksum:
+        eof = np.zeros(1, dtype=ARROW_EOF)
+        eof["filename"], eof["checksum"] = name, total
+        yield frame("arrowrec.eof", eof.tobytes())
+
+
+def remote_record(url: str, size: int) -> bytes:
+    """``arrowrec.remote``: the output file went to ``url`` (``s3://...``), ``size`` bytes."""
+    rec = np.zeros(1, dtype=ARROW_REMOTE)
+    rec["url"], rec["size"] = _ascii(url, URL_SIZE), size
+    return frame("arrowrec.remote", rec.tobytes())
+
+
 def index_records(rows: np.ndarray) -> Iterator[bytes]:
     """One ``atl03rec.index`` per granule (rows with the :data:`INDEX` fields)."""
     out = as_layout(rows, INDEX)
@@ -304,16 +354,18 @@ def index_records(rows: np.ndarray) -> Iterator[bytes]:
 
 
 GRANULE_SOURCE = "icesat2sr.granules.reader"
-_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents"}
+_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
 _GRANULE_DONE = re.compile(r"^(?P<granule>\S+): (?P<what>.*) \((?P<done>\d+)/(?P<total>\d+) granules\)$")
 
 
-def result_records(result: GranuleResult, done: int | None = None, total: int | None = None) -> Iterator[bytes]:
+def result_records(result: GranuleResult, done: int | None = None, total: int | None = None,
+                   rows: bool = True) -> Iterator[bytes]:
     """Everything one granule's result puts on the wire, then an ``eventrec`` marking its end.
 
     A failed granule gives an ``exceptrec`` with its code; an empty one a warning (code -4). The
     closing event (source :data:`GRANULE_SOURCE`) lets a reader attribute the preceding records
-    to their granule; the official clients just log it.
+    to their granule; the official clients just log it. ``rows=False`` leaves the result's rows
+    out (they go to an output file).
     """
     if result.error is not None:
         code, message = result.error
@@ -322,6 +374,8 @@ def result_records(result: GranuleResult, done: int | None = None, total: int | 
     elif result.rows == 0:
         yield exception_record(EMPTY_SUBSET, WARNING_LEVEL, f"{result.granule}: no data in the requested subset")
         what = "0 " + _UNITS[result.kind]
+    elif not rows:
+        what = f"{result.rows} rows"
     else:
         if result.kind == "atl06":
             yield from elevation_records(result.elevations, ancillary=result.ancillary)
@@ -403,6 +457,22 @@ def decode_message(rectype: str, payload: bytes) -> Message:
     return Message(int(head["level"]), _text(payload[EVENT_HEAD.itemsize:]), source=_text(head["source"]))
 
 
+_FILE_RECORDS = {"arrowrec.meta": ARROW_META, "arrowrec.eof": ARROW_EOF, "arrowrec.remote": ARROW_REMOTE,
+                 "arrowrec.data": None}
+
+
+def decode_file_record(rectype: str, payload: bytes) -> dict:
+    """An ``arrowrec.*`` record as a dict of its fields (``data`` as bytes)."""
+    layout = _FILE_RECORDS[rectype]
+    if layout is None:
+        return {"rectype": rectype, "filename": _text(payload[:FILE_NAME_SIZE]), "data": payload[FILE_NAME_SIZE:]}
+    rec = np.frombuffer(payload[:layout.itemsize], dtype=layout)[0]
+    out = {"rectype": rectype}
+    for name in layout.names:
+        out[name] = _text(rec[name]) if layout[name].kind == "S" else int(rec[name])
+    return out
+
+
 @dataclass
 class Tables:
     """Rows decoded from a stream, ready for :mod:`icesat2sr.formats.frames` (one granule or many)."""
@@ -417,6 +487,8 @@ class Tables:
     messages: list[Message] = field(default_factory=list)
     # ancillary values: (anc_type, field_index) -> {extent_id: value (ancfrec) or array (ancerec)}
     anc_values: dict = field(default_factory=dict)
+    # output files: [{"rectype", "filename"|"url", "size"|"checksum"|"data"}] in arrival order
+    files: list = field(default_factory=list)
 
     def add(self, rectype: str, payload: bytes) -> Message | None:
         """Decode one record into the tables; returns it if it is a message."""
@@ -456,6 +528,8 @@ class Tables:
                 raise StreamError(f"waverec with {len(bins)} bins, its head says {int(head['num_bins'][0])}")
             self.waveforms.append(head)
             self.waveform.append(bins)
+        elif rectype in _FILE_RECORDS:
+            self.files.append(decode_file_record(rectype, payload))
         elif rectype in ("exceptrec", "eventrec"):
             message = decode_message(rectype, payload)
             self.messages.append(message)

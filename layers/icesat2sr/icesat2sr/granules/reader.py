@@ -148,7 +148,7 @@ def _run_reads(beams: Sequence[str], runs: dict, parms: Parms) -> list[Read]:
         reads.append(Read(f"/{b}/heights/signal_conf_ph", [(p0, p1), cols]))
         if parms.yapc is not None and parms.yapc.version == 0:
             reads.append(Read(f"/{b}/heights/weight_ph", [(p0, p1)]))
-        if parms.podppd is not None:
+        if parms.podppd:   # 0, like none, filters nothing
             reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)]))
         reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
     return reads

@@ -11,14 +11,16 @@ import difflib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import ParameterError
 from .names import BEAMS
+from .output import Output, parse_output
 from .polygon import MAX_POLY_POINTS, validate_polygon
 from .timeutil import format_utc, parse_utc
 
+X_PODPPD = 0x01   # SlideRule's atl03x default podppd mask: nominal segments only
 MIN_STEP_M = 0.1  # a finer step would only multiply identical extents (and memory)
 
 CNF_NAMES = {"tep": -2, "not_considered": -1, "background": 0, "within_10m": 1,
@@ -31,7 +33,7 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "atl09_fields", "output", "samples", "raster", "region_mask", "als", "atl24",
+    "atl09_fields", "samples", "raster", "region_mask", "als", "atl24",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
@@ -141,6 +143,8 @@ class Parms:
     H_min_win: float = 3.0
     sigma_r_max: float = 5.0
     compact: bool = False
+    fit: bool = False               # a `fit` object was given: atl03x's surface fit (settings above)
+    output: Output | None = None    # a server-written file (request/output.py)
     timeout: float | None = None
     # request bounds and deadlines (SlideRule's RequestParameters; docs/parameters.md)
     max_resources: int | None = None
@@ -194,6 +198,8 @@ class Parms:
             if key in _ALIASES:
                 if value is not None:
                     aliases[key] = _ALIASES[key](key, value)
+                    if key == "fit":   # also asks atl03x for its surface fit
+                        kw["fit"] = True
                 continue
             parse = _PARSERS.get(key)
             if parse is None:
@@ -250,6 +256,13 @@ class Parms:
                 value = [{"lon": lon, "lat": lat} for lon, lat in value]
             elif f.name in ("yapc", "phoreal"):
                 value = asdict(value)
+            elif f.name == "output":
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items()
+                         if v is not None}
+            elif f.name == "fit":
+                if not value:
+                    continue
+                value = {k: getattr(self, k) for k in _FIT_KEYS}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -271,12 +284,19 @@ class Parms:
         ``atl08`` (SlideRule's PhoREAL endpoints) runs PhoREAL with its defaults when the request
         has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
         PhoREAL). Ancillary fields are not carried to PhoREAL results yet: refused, not dropped.
+        ``atl03x`` (SlideRule's x-series) filters on ``podppd`` 1 (nominal segments only) unless the
+        request says otherwise, as SlideRule's atl03x; its PhoREAL stage is not implemented.
 
         Raises
         ------
         ParameterError
-            ``atl08`` with ancillary fields.
+            ``atl08`` with ancillary fields; ``atl03x`` with ``phoreal``.
         """
+        if kind == "atl03x":
+            if self.phoreal is not None:
+                raise ParameterError("phoreal", "PhoREAL on atl03x (SlideRule's x-series) is not supported yet: "
+                                                "use atl08p")
+            return self if self.podppd is not None else replace(self, podppd=X_PODPPD)
         if kind != "atl08":
             return self
         if self.ancillary:
@@ -508,6 +528,7 @@ _PARSERS = {
     "quality_ph": _parse_quality,
     "atl08_class": _parse_atl08,
     "yapc": _parse_yapc,
+    "output": parse_output,
     "len": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "res": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "dist_in_seg": _boolean,
@@ -518,12 +539,13 @@ _PARSERS = {
     "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
+    "podppd": lambda k, v: _integer(k, v, 0, 255),
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0, lo_open=True),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
     "phoreal": _parse_phoreal,
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
-             *ANCILLARY_KEYS, "phoreal"}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "output",
+             "timeout", *ANCILLARY_KEYS, "phoreal"}
 
 # ---- request bounds and deadlines (SlideRule's RequestParameters keys)
 MAX_TIMEOUT_S = 86400.0

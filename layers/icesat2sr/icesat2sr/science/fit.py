@@ -92,6 +92,7 @@ def fit_extents(
     y_atc: np.ndarray | None = None,
     delta_time: np.ndarray | None = None,
     extras: dict[str, np.ndarray] | None = None,
+    double: bool = False,
 ) -> dict[str, np.ndarray]:
     """Fit SlideRule's ATL06-SR line to every extent of a beam.
 
@@ -122,6 +123,11 @@ def fit_extents(
     extras : dict of str to ndarray of float64, shape (N,), optional
         Further named photon columns (e.g. ancillary fields), fitted to the extent centre with the
         final LSF weights like ``latitude``; returned under their names (float64).
+    double : bool
+        SlideRule's x-series ``SurfaceFitter`` arithmetic instead of the p-series': ``x`` stays
+        float64, the slope and window carried between passes are not rounded to float32,
+        ``rms_misfit``/``h_sigma`` are float64 products (rounded when stored) and are not zeroed
+        for flagged extents.
 
     Returns
     -------
@@ -148,7 +154,7 @@ def fit_extents(
     """
     s = settings if settings is not None else FitSettings()
     offsets = np.asarray(offsets, dtype=np.int64)
-    x32 = np.asarray(x, dtype=np.float32)
+    x32 = np.asarray(x, dtype=np.float64 if double else np.float32)
     h32 = np.asarray(h, dtype=np.float32)
     _check_layout(offsets, x32, h32)
     n_ext = offsets.size - 1
@@ -160,7 +166,7 @@ def fit_extents(
     out = _empty_outputs(n_ext, x32.size, columns)
     with np.errstate(all="ignore"):
         bg_density = _background_density(n_ext, extent_length, velocity, background_rate)
-        _window_loop(offsets, x32, h32, bg_density, s, columns, out)
+        _window_loop(offsets, x32, h32, bg_density, s, columns, out, np.float64 if double else np.float32)
     return out
 
 
@@ -233,16 +239,17 @@ class _Batch:
         return _Batch(self.ext[extents], self.idx[photons], np.bincount(sid, minlength=self.n.size)[extents])
 
 
-def _window_loop(offsets, x32, h32, bg_density, s: FitSettings, extras, out) -> None:
+def _window_loop(offsets, x32, h32, bg_density, s: FitSettings, extras, out, stored=np.float32) -> None:
     """SPEC §6's repeat-loop, one pass over all still-active extents per iteration.
 
     The pass number equals SlideRule's ``iteration`` for every active extent, since an extent only
     stays active by incrementing it.  Extents that stop are written to ``out`` by ``_finish``.
+    ``stored`` is the type the slope and window are kept in between passes.
     """
     counts = np.diff(offsets)
     ext = np.flatnonzero(counts > 0)
     batch = _Batch(ext, np.arange(offsets[0], offsets[-1], dtype=np.int64), counts[ext])
-    window = np.zeros(offsets.size - 1, np.float32)
+    window = np.zeros(offsets.size - 1, stored)
     pflags = np.zeros(offsets.size - 1, np.uint16)
     invalid = np.zeros(offsets.size - 1, bool)
     iteration = 0
@@ -260,8 +267,8 @@ def _window_loop(offsets, x32, h32, bg_density, s: FitSettings, extras, out) -> 
         sigma_r, oob = _robust_spread(batch, r, zmin, zmax, n_bg)
         pflags[batch.ext[oob]] |= PFLAG_OUT_OF_BOUNDS
         invalid[batch.ext[oob]] = True
-        slope32 = slope.astype(np.float32)
-        w_new = _window_height(sigma_r, slope32, w_prev, s)
+        slope32 = slope.astype(stored)
+        w_new = _window_height(sigma_r, slope32, w_prev, s, stored)
         window[batch.ext] = w_new
 
         keep = np.abs(r) < (w_new.astype(np.float64) / 2.0)[batch.sid]
@@ -273,7 +280,8 @@ def _window_loop(offsets, x32, h32, bg_density, s: FitSettings, extras, out) -> 
         if stop.any():
             done = batch.subset(stop, stop[batch.sid])
             fit = (h_mean[stop], slope32[stop], y_sigma[stop])
-            _finish(done, xs[stop[batch.sid]], r[stop[batch.sid]], fit, window, pflags, invalid, extras, out)
+            _finish(done, xs[stop[batch.sid]], r[stop[batch.sid]], fit, window, pflags, invalid, extras, out,
+                    stored)
         batch = batch.subset(go_on, keep & go_on[batch.sid])
         iteration += 1
 
@@ -360,13 +368,13 @@ def _cmax(a, b):
 
 
 def _window_height(sigma_r: np.ndarray, slope32: np.ndarray, w_prev: np.ndarray,
-                   s: FitSettings) -> np.ndarray:
-    """New window height W (float32, as stored in the elevation record)."""
+                   s: FitSettings, stored=np.float32) -> np.ndarray:
+    """New window height W (float32 as stored in the elevation record, or float64)."""
     slope = slope32.astype(np.float64)
     sigma_expected = np.sqrt(_SE1 + (SIGMA_BEAM * SIGMA_BEAM) * (slope * slope))
     sigma_r = np.where(sigma_r > s.sigma_r_max, s.sigma_r_max, sigma_r)
     w_new = _cmax(_cmax(s.H_min_win, 6.0 * sigma_expected), 6.0 * sigma_r)
-    return _cmax(w_new, 0.75 * w_prev).astype(np.float32)
+    return _cmax(w_new, 0.75 * w_prev).astype(stored)
 
 
 def _checks(batch: _Batch, keep: np.ndarray, xs: np.ndarray, iteration: int,
@@ -384,13 +392,13 @@ def _checks(batch: _Batch, keep: np.ndarray, xs: np.ndarray, iteration: int,
 
 
 def _finish(done: _Batch, xs: np.ndarray, r: np.ndarray, fit, window, pflags, invalid, extras,
-            out) -> None:
+            out, stored=np.float32) -> None:
     """Write the results of extents whose loop stopped; ``done`` holds their final set S."""
     h_mean, slope32, y_sigma = fit
     e = done.ext
-    rms = np.sqrt(done.sum(r * r) / done.n).astype(np.float32)
-    h_sigma = rms * y_sigma.astype(np.float32)            # float32 product, as in SlideRule
-    bad = invalid[e]
+    rms = np.sqrt(done.sum(r * r) / done.n).astype(stored)
+    h_sigma = rms * y_sigma.astype(stored)                # a float32 product in the p-series
+    bad = invalid[e] & (stored == np.float32)             # the x-series keeps the values
     out["h_mean"][e] = h_mean
     out["dh_fit_dx"][e] = slope32
     out["n_fit_photons"][e] = done.n

@@ -11,6 +11,7 @@ number keeps its unit and dtype across Lambda, S3 and HTTP boundaries.
 | photons | :data:`PHOTON` (64 B) | photon of an extent, CSR by ``offsets`` |
 | vegetation | :data:`VEGETATION` (176 B) | PhoREAL extent (atl08) |
 | waveforms | :data:`WAVEFORM` (16 B) + ``waveform`` (f4 bins, CSR by ``num_bins``) | PhoREAL extent (waveform on) |
+| frame | dict of named columns (:mod:`icesat2sr.science.xseries`) | x-series row (photon or fit) |
 """
 
 from __future__ import annotations
@@ -180,8 +181,9 @@ def photon_rows(beam: Beam, extents: Extents, conf: np.ndarray,
 class GranuleResult:
     """Everything one granule produced for one request.
 
-    ``kind`` is ``atl06`` (``elevations``), ``atl03s`` (``extents``, ``photons``, ``offsets``) or
-    ``atl08`` (``vegetation``, and with ``send_waveform`` ``waveforms`` and ``waveform``).
+    ``kind`` is ``atl06`` (``elevations``), ``atl03s`` (``extents``, ``photons``, ``offsets``),
+    ``atl08`` (``vegetation``, and with ``send_waveform`` ``waveforms`` and ``waveform``) or
+    ``atl03x`` (``frame``: SlideRule's x-series columns, in order).
     ``error`` holds ``(code, message)`` when the granule failed (other tables then empty).
     ``ancillary`` holds the requested ancillary fields, one array per field (keys from
     :func:`icesat2sr.science.ancillary.column_key`) aligned with ``elevations`` or ``photons``.
@@ -199,10 +201,14 @@ class GranuleResult:
     error: tuple[int, str] | None = None
     stats: dict = field(default_factory=dict)
     ancillary: dict[str, np.ndarray] | None = None
+    frame: dict[str, np.ndarray] | None = None
 
     @property
     def rows(self) -> int:
-        """Rows of the main table (elevations, photons for atl03s, vegetation for atl08)."""
+        """Rows of the main table (elevations, photons for atl03s, vegetation for atl08, frame rows
+        for atl03x)."""
+        if self.kind == "atl03x":
+            return len(next(iter(self.frame.values()))) if self.frame else 0
         table = {"atl06": self.elevations, "atl08": self.vegetation}.get(self.kind, self.photons)
         return 0 if table is None else len(table)
 
@@ -243,8 +249,10 @@ def pack(result: GranuleResult) -> bytes:
         value = getattr(result, name)
         if value is not None:
             body[name] = _pack_array(value)
-    if result.ancillary is not None:
-        body["ancillary"] = [[key, _pack_array(np.ascontiguousarray(v))] for key, v in result.ancillary.items()]
+    for name in ("ancillary", "frame"):
+        columns = getattr(result, name)
+        if columns is not None:
+            body[name] = [[key, _pack_array(np.ascontiguousarray(v))] for key, v in columns.items()]
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -255,9 +263,10 @@ def unpack(data: bytes) -> GranuleResult:
         raise ValueError("not an icesat2sr result")
     tables = {name: _unpack_array(body[name]) for name in _TABLES if name in body}
     error = tuple(body["error"]) if body.get("error") else None
-    ancillary = {key: _unpack_array(v) for key, v in body["ancillary"]} if "ancillary" in body else None
+    columns = {name: {key: _unpack_array(v) for key, v in body[name]} if name in body else None
+               for name in ("ancillary", "frame")}
     return GranuleResult(body["granule"], body["kind"], error=error, stats=body.get("stats") or {},
-                         ancillary=ancillary, **tables)
+                         **columns, **tables)
 
 
 def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
@@ -278,10 +287,20 @@ def concat_ancillary(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.
     return out
 
 
+def concat_frames(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Column dicts with the same columns, stacked in order (empty dict when there are none)."""
+    if not parts:
+        return {}
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
 def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
     """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
+    if kind == "atl03x":
+        merged.frame = concat_frames([r.frame for r in ok if r.frame])
+        return merged
     merged.ancillary = concat_ancillary([r.ancillary for r in ok])
     if kind == "atl06":
         parts = [r.elevations for r in ok if r.elevations is not None]

@@ -70,7 +70,7 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     """Photons passing every per-photon test of SPEC §4.7, in SlideRule's order.
 
     cnf membership -> quality_ph membership -> POD/PPD flag bit set in ``parms.podppd`` (when
-    set; SlideRule's atl03x test: bit ``podppd_flag`` of the mask) -> ATL08 class membership (when
+    set and not 0; SlideRule's atl03x test: bit ``podppd_flag`` of the mask) -> ATL08 class membership (when
     ``parms.atl08_class`` is set) -> ``yapc_score >= parms.yapc.score`` (when ``parms.yapc``
     is set). Each value is validated only on photons that passed the earlier tests.
 
@@ -89,7 +89,7 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     granule : str
         Granule name for error messages.
     podppd_ph : ndarray of uint8, shape (N,), optional
-        Each photon's segment ``geolocation/podppd_flag`` (0-7); required when ``parms.podppd`` is set.
+        Each photon's segment ``geolocation/podppd_flag`` (0-7); required when ``parms.podppd`` is set (not 0).
 
     Returns
     -------
@@ -111,7 +111,7 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     _check_range(quality[keep], 0, NUM_PHOTON_QUALITY - 1, granule, "invalid atl03 photon quality")
     keep &= _member(quality, parms.quality_ph, 0, NUM_PHOTON_QUALITY - 1)
 
-    if parms.podppd is not None:
+    if parms.podppd:   # 0, like none, filters nothing (SlideRule: usePodppd = mask != 0)
         flags = _stage_array(podppd_ph, n, "podppd_ph")
         _check_range(flags[keep], 0, 7, granule, "invalid POD/PPD flag")
         keep &= _member(flags, [bit for bit in range(8) if parms.podppd >> bit & 1], 0, 7)

@@ -16,6 +16,7 @@ iterated, and closing the iterator stops the work (worker processes are terminat
 | ``/source/atl06``, ``/source/atl06p`` | POST | ``atl06rec`` stream |
 | ``/source/atl03s``, ``/source/atl03sp`` | POST | ``atl03rec`` stream |
 | ``/source/atl08``, ``/source/atl08p`` | POST | ``atl08rec`` (+ ``waverec``) stream: PhoREAL |
+| ``/source/atl03x`` | POST | an output file (``output`` required): ``arrowrec`` records |
 | ``/source/indexer`` | POST | ``atl03rec.index`` stream |
 
 Errors in the request itself are HTTP 400 with ``{"error": ...}``; a granule that cannot be
@@ -25,6 +26,11 @@ sent to clients name granules and parameter keys, never a path on this machine.
 Every request is bounded: at most ``max_resources`` granules (the request's value, capped by the
 server's :attr:`Config.max_resources`), found by discovery or named; ``rqst_timeout`` ends a
 stream, ``node_timeout`` ends one granule (see docs/parameters.md).
+
+With ``output`` (SlideRule's server-written file) the rows go to a file in the server's own scratch
+folder (:attr:`Config.scratch`, never a client-named server path) instead of records; when every
+granule is done the file is streamed back as ``arrowrec.meta``/``arrowrec.data`` (and
+``arrowrec.eof`` with ``with_checksum``) records naming the client's ``output.path``, then deleted.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ import multiprocessing
 import os
 import queue
 import re
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -59,7 +67,7 @@ DEFAULT_MAX_RESOURCES = 300     # SlideRule's default max_resources (SystemConfi
 MAX_CLIENT_HEADER = 64          # characters of the client's version header that are looked at
 # endpoints that read granules (the others answer from memory)
 PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl08", "/source/atl06p", "/source/atl03sp",
-                        "/source/atl08p", "/source/indexer"})
+                        "/source/atl08p", "/source/atl03x", "/source/indexer"})
 
 
 @dataclass
@@ -100,6 +108,15 @@ class Config:
         ``max_resources``); a request may ask for fewer, never more.
     environment : str
         Reported by ``/source/version``.
+    scratch : str, optional
+        Folder for output files being written (default: a private folder made on first use
+        under the system's temporary folder).
+    remote_output : str, optional
+        ``s3://bucket/prefix/`` under which requests may have their ``output`` written (uploaded,
+        then announced by an ``arrowrec.remote`` record); None: no ``s3://`` output.
+    output_files : bool
+        Whether the streaming endpoints write ``output`` files (the API Lambda, without pyarrow,
+        leaves them to its jobs).
     """
 
     asset: str = "atlas-local"
@@ -108,7 +125,17 @@ class Config:
     heartbeat_s: float = 0.5
     max_resources: int = DEFAULT_MAX_RESOURCES
     environment: str = "icesat2sr-local"
+    scratch: str | None = None
+    remote_output: str | None = None
+    output_files: bool = True
     started: float = field(default_factory=time.time)
+
+    def scratch_file(self, fmt: str) -> str:
+        """A fresh file name in the scratch folder (created private, 0700, on first use)."""
+        if self.scratch is None:
+            self.scratch = tempfile.mkdtemp(prefix="icesat2sr-output-")
+        os.makedirs(self.scratch, mode=0o700, exist_ok=True)
+        return os.path.join(self.scratch, f"{uuid.uuid4().hex}.{fmt}")
 
     def resolve(self, name: str | None) -> Asset:
         """The :class:`Asset` for a requested asset name (``icesat2`` = this deployment's)."""
@@ -364,6 +391,10 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
         resources = discover(checked, asset, limit)
     names = [check_resource_name(r) for r in dict.fromkeys(resources)]
     _check_count(len(names), limit)
+    if checked.output is not None and not config.output_files:
+        raise ParameterError("output", "this deployment writes output files in its asynchronous jobs: send the "
+                                       "request to atl06p, atl03sp or atl03x")
+    check_output(kind, checked, config.remote_output)
     rqst_timeout, node_timeout, _ = checked.deadlines
     return Job(kind, asset, checked, names, rqst_timeout, node_timeout)
 
@@ -381,6 +412,26 @@ def _check_count(count: int, limit: int, what: str = "granules requested") -> No
 
 
 _FILTERS = ("poly", "t0", "t1", "rgt", "cycle", "region")
+
+
+def check_output(kind: str, parms: Parms, remote_prefix: str | None = None) -> None:
+    """Where a request's results may go: ``atl03x`` only to an ``output`` file, ``s3://`` only
+    under the deployment's ``remote_prefix``.
+
+    Raises
+    ------
+    ParameterError
+    """
+    if kind == "atl03x" and parms.output is None:
+        raise ParameterError("output", "atl03x returns a file: give output {\"path\": ..., \"format\": ...} "
+                                       "(sliderule.run sets it)")
+    if parms.output is None or not parms.output.remote:
+        return
+    if not remote_prefix:
+        raise ParameterError("output.path", "this server writes no s3:// output (it streams the file back): "
+                                            "name a client-side path")
+    if not parms.output.path.startswith(remote_prefix):
+        raise ParameterError("output.path", f"s3:// output must be under {remote_prefix}")
 
 
 def _resources(request: dict, parms: dict) -> list[str] | None:
@@ -432,9 +483,12 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
     """
     total = len(job.resources)
     yield wire.event_record(wire.INFO_LEVEL, f"{job.kind}: processing {total} granule(s)")
+    output = job.parms.output
+    writer = _output_writer(job, config) if output is not None else None
     if not total:
         yield wire.exception_record(wire.EMPTY_SUBSET, wire.WARNING_LEVEL, "no granules match the request")
-        return
+        if writer is None:
+            return
     done = 0
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
                            heartbeat_s=config.heartbeat_s, timeout=job.timeout, granule_timeout=job.granule_timeout)
@@ -451,12 +505,50 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 done += 1
                 if item.error:
                     item.error = (item.error[0], public_message(item.error[1], config))
-                yield from _coalesce(wire.result_records(item, done, total))
+                if writer is not None:
+                    writer.add(item)
+                yield from _coalesce(wire.result_records(item, done, total, rows=writer is None))
+        if writer is not None:
+            yield from _send_file(writer, output)
     except Exception as exc:  # a bug: end the stream cleanly (a broken stream makes clients retry)
         log.exception("%s stream failed", job.kind)
         yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error ({type(exc).__name__})")
     finally:
         results.close()
+        if writer is not None:
+            writer.abort()
+            writer.path.unlink(missing_ok=True)
+
+
+def _output_writer(job: Job, config: Config):
+    from ..formats.output import OutputWriter
+
+    output = job.parms.output
+    return OutputWriter(config.scratch_file(output.format), output.format, kind=job.kind, parms=job.parms.to_dict(),
+                        granules=job.resources, fields=output.fields, validate=output.with_validation)
+
+
+def _send_file(writer, output) -> Iterator[bytes]:
+    """Close the output file and deliver it as SlideRule does: streamed back (the client writes
+    ``output.path``), or uploaded to its ``s3://`` path and announced by ``arrowrec.remote``."""
+    path = writer.finish()
+    size = path.stat().st_size
+    yield wire.event_record(wire.INFO_LEVEL, f"output: {writer.rows} rows, {size} bytes of {output.format} "
+                                             f"to {output.path}")
+    if output.remote:
+        yield from upload_output(path, output)
+    else:
+        yield from _coalesce(wire.file_records(path, output.path, checksum=output.with_checksum))
+
+
+def upload_output(path: str | os.PathLike, output, s3=None) -> Iterator[bytes]:
+    """Upload a finished output file to its ``s3://`` path; yield the ``arrowrec.remote`` record."""
+    import boto3
+
+    bucket, key = output.s3_location()
+    size = os.path.getsize(path)
+    (s3 or boto3.client("s3")).upload_file(str(path), bucket, key)
+    yield wire.remote_record(output.path, size)
 
 
 def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -635,5 +727,6 @@ _ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
     "/source/atl03sp": _process("atl03s"),
     "/source/atl08": _process("atl08", single=True),
     "/source/atl08p": _process("atl08"),
+    "/source/atl03x": _process("atl03x"),
     "/source/indexer": _indexer,
 }
