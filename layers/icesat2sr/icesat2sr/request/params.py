@@ -102,7 +102,7 @@ _PHOREAL_PARSERS = {
 
 
 def _parse_phoreal(key: str, value: Any) -> Phoreal:
-    return Phoreal(**_parse_table(key, value, '{"binsize": 1.0}', _PHOREAL_PARSERS, "PhoREAL setting"))
+    return Phoreal(**_settings(key, value, _PHOREAL_PARSERS))
 
 
 @dataclass(frozen=True)
@@ -402,20 +402,7 @@ _YAPC_PARSERS = {
 
 
 def _parse_yapc(key: str, value: Any) -> Yapc:
-    return Yapc(**_parse_table(key, value, '{"score": 0}', _YAPC_PARSERS, "YAPC setting"))
-
-
-def _parse_table(key: str, value: Any, example: str, parsers: dict, what: str) -> dict[str, Any]:
-    """A settings object (``yapc``, ``phoreal``): each member checked by its parser, errors naming ``key.member``."""
-    if not isinstance(value, dict):
-        raise ParameterError(key, f"expected an object like {example}, got {_kind(value)}")
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        parse = parsers.get(k)
-        if parse is None:
-            raise ParameterError(f"{key}.{k}", f"unknown {what} (known: {', '.join(parsers)})")
-        out[k] = parse(f"{key}.{k}", v)
-    return out
+    return Yapc(**_settings(key, value, _YAPC_PARSERS))
 
 
 def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
@@ -587,7 +574,9 @@ def _parse_name_filter(key: str, value: Any) -> str:
     return value
 
 
-def _subkeys(key: str, value: Any, parsers: dict) -> dict[str, Any]:
+def _settings(key: str, value: Any, parsers: dict) -> dict[str, Any]:
+    """A settings object (``yapc``, ``phoreal``, ``fit``, ``cmr``): each member checked by its parser,
+    errors naming ``key.member``; a member given as null keeps its default."""
     if not isinstance(value, dict):
         raise ParameterError(key, f"expected an object like {{{', '.join(repr(k) for k in parsers)}: ...}}, "
                                   f"got {_kind(value)}")
@@ -602,12 +591,12 @@ def _subkeys(key: str, value: Any, parsers: dict) -> dict[str, Any]:
 
 def _parse_fit(key: str, value: Any) -> dict[str, Any]:
     """SlideRule's ``fit`` object: the ATL06-SR settings, the same as the top-level keys."""
-    return _subkeys(key, value, {k: _PARSERS[k] for k in _FIT_KEYS})
+    return _settings(key, value, {k: _PARSERS[k] for k in _FIT_KEYS})
 
 
 def _parse_cmr(key: str, value: Any) -> dict[str, Any]:
     """SlideRule's ``cmr`` object: ``version``, the release discovery searches (as ``version``)."""
-    return _subkeys(key, value, {"version": _parse_version})
+    return _settings(key, value, {"version": _parse_version})
 
 
 def _merge_aliases(kw: dict[str, Any], aliases: dict[str, dict[str, Any]]) -> None:
