@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -20,12 +21,23 @@ VEGR_NAME = "ATL03_20220401221822_01501506_005_01.h5"
 def synth_dir(tmp_path_factory) -> Path:
     """Two small synthetic granules with ATL08 (different orientation, place and time)."""
     d = tmp_path_factory.mktemp("synth")
-    import datetime as dt
     write_granule(d, GranuleSpec(rgt=1234, cycle=5, region=12, segments=600, sc_orient=0, seed=1, atl08=True,
                                  start=dt.datetime(2021, 6, 1, 12, 0, 0, tzinfo=dt.UTC)))
     write_granule(d, GranuleSpec(rgt=567, cycle=9, region=10, segments=400, sc_orient=1, seed=2, atl08=True,
                                  lat0=-65.0, lon0=100.0, heading_deg=190.0,
                                  start=dt.datetime(2020, 11, 2, 3, 4, 5, tzinfo=dt.UTC)))
+    return d
+
+
+FOREST = GranuleSpec(rgt=111, cycle=7, region=12, segments=1200, sc_orient=1, seed=11, atl08=True, forest=True,
+                     start=dt.datetime(2022, 7, 14, 9, 30, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture(scope="session")
+def forest_dir(tmp_path_factory) -> Path:
+    """One synthetic granule with ATL08 over a forest of known stand heights (issue 14, PhoREAL)."""
+    d = tmp_path_factory.mktemp("forest")
+    write_granule(d, FOREST)
     return d
 
 

@@ -71,6 +71,25 @@ def test_other_formats(data, tmp_path, suffix):
             assert f.attrs["crs"] == "EPSG:7912" and len(f["height"]) == len(f["time"]) > 0
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".h5"])
+def test_atl08_vegetation_in_every_format(synth_dir, tmp_path, suffix, capsys):
+    out = tmp_path / f"veg{suffix}"
+    parms = {"srt": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0, "send_waveform": True}}
+    assert main(["atl08", GOOD, "--path", str(synth_dir), "-o", str(out), "--parms", json.dumps(parms)]) == 0
+    assert "vegetation extents" in capsys.readouterr().out
+    if suffix == ".parquet":
+        gdf = gpd.read_parquet(out)
+        assert len(gdf) > 500 and gdf.crs.to_epsg() == 7912 and (gdf["canopy_h_metrics"].map(len) == 20).all()
+        assert (gdf["waveform"].map(len) == gdf["num_bins"]).all() and gdf["h_canopy"].max() > 10.0
+    elif suffix == ".csv":
+        frame = pd.read_csv(out)
+        assert {"h_canopy", "canopy_h_metrics_0", "canopy_h_metrics_19", "waveform"} <= set(frame.columns)
+        assert frame["waveform"].astype(str).str.split().map(len).tolist() == frame["num_bins"].tolist()
+    else:
+        with h5py.File(out) as f:
+            assert f["canopy_h_metrics"].shape == (len(f["time"]), 20) and len(f["waveform"]) == len(f["time"])
+
+
 BAD = [
     (["--parms", '{"foo": 1}'], "foo"),
     (["--parms", '{"cnt": "ten"}'], "cnt"),
@@ -82,6 +101,8 @@ BAD = [
     (["--poly", "{data}/degenerate.geojson"], "degenerate"),
     (["--poly", "{data}/huge.geojson"], "16384"),
     (["--poly", "{data}/absent.geojson"], "absent.geojson"),
+    (["--parms", '{"phoreal": {"binsize": -1}}'], "phoreal.binsize"),
+    (["--parms", '{"phoreal": {"geoloc": "middle"}}'], "phoreal.geoloc"),
 ]
 BAD_RESOURCES = [
     ("../" + GOOD, "folders"),

@@ -1,14 +1,16 @@
 """API Lambda: SlideRule's ``/source/*`` routes behind API Gateway, and asynchronous jobs.
 
 Synchronous routes are :mod:`icesat2sr.service.routes` (the local server's code: same request parsing, same
-record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p`` and
-``/source/atl03sp`` start a job instead of streaming (202 + job id); ``GET /jobs/{id}`` reports it.
+record encoder) within API Gateway's limits (:mod:`icesat2sr.service.apigw`). ``POST /source/atl06p``,
+``/source/atl03sp``, ``/source/atl08p`` and ``/source/atl03x`` start a job instead of streaming (202 + job
+id); ``GET /jobs/{id}`` reports it (with the job's ``output`` file, if the request named one).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import os
 
@@ -23,7 +25,7 @@ app = APIGatewayRestResolver()
 
 SYNC_ROUTES = {"GET": ("/source/version", "/source/definition", "/source/time", "/source/datetime",
                        "/source/health", "/health"),
-               "POST": ("/source/atl06", "/source/atl03s", "/source/indexer", "/source/definition",
+               "POST": ("/source/atl06", "/source/atl03s", "/source/atl08", "/source/indexer", "/source/definition",
                         "/source/time", "/source/datetime")}
 
 
@@ -69,8 +71,8 @@ def _sync() -> Response:
     headers = {str(k): str(v) for k, v in (event.headers or {}).items()}
     remaining = _context.get_remaining_time_in_millis() / 1000 if _context is not None else apigw.DEADLINE_S
     deadline = min(apigw.DEADLINE_S, remaining - apigw.MARGIN_S)
-    return _answer(apigw.answer(event.http_method, event.path, headers, _body(), jobs.route_config(),
-                                deadline_s=deadline))
+    config = dataclasses.replace(jobs.route_config(), output_files=False)   # no pyarrow here: files come from jobs
+    return _answer(apigw.answer(event.http_method, event.path, headers, _body(), config, deadline_s=deadline))
 
 
 for _method, _paths in SYNC_ROUTES.items():
@@ -103,6 +105,16 @@ def atl06p() -> Response:
 @app.post("/source/atl03sp")
 def atl03sp() -> Response:
     return _submit("atl03sp")
+
+
+@app.post("/source/atl08p")
+def atl08p() -> Response:
+    return _submit("atl08p")
+
+
+@app.post("/source/atl03x")
+def atl03x() -> Response:
+    return _submit("atl03x")
 
 
 @app.get("/jobs/<job_id>")

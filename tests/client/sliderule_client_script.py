@@ -5,7 +5,8 @@ Run with a client environment's python (``.venv-sr4/bin/python`` = sliderule 4.2
 
     python sliderule_client_script.py URL REQUEST.json OUTDIR
 
-REQUEST.json: ``{"names": [...], "atl06": {...}, "atl03": {...}, "missing": "<granule name>"}``.
+REQUEST.json: ``{"names": [...], "atl06": {...}, "atl03": {...}, "atl08": {...}, "atl08_discovered": {...},
+"missing": "<granule name>"}``.
 Writes GeoParquet files and ``summary.json`` to OUTDIR for the test to compare with the CLI.
 """
 
@@ -65,6 +66,11 @@ def main(url, request_file, outdir):
                                       [rec["code"], rec["level"], rec["text"]])})
     summary["missing_rows"] = len(with_missing)
     summary["missing_errors"] = errors
+
+    # PhoREAL: with waveforms, and with only {"phoreal": {"binsize": 1.0}} (the server's defaults otherwise);
+    # the names are every granule of the server (a query without any filter is refused)
+    icesat2.atl08p(dict(request["atl08"]), resources=names).to_parquet(out / "atl08p.parquet")
+    icesat2.atl08p(dict(request["atl08_discovered"]), resources=names).to_parquet(out / "atl08p_discovered.parquet")
 
     # resources=None: the server finds the granules (here: by rgt)
     summary["discovered_rows"] = len(icesat2.atl06p({**p06, "rgt": request["rgt"]}))

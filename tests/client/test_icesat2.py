@@ -105,6 +105,54 @@ def test_atl03s_photons(mode, request, synth_dir, synth_names):
     assert set(gdf["track"]) == {3} and (gdf["atl03_cnf"] == 4).all()
 
 
+VEGETATION = {"srt": 0, "cnf": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0, "send_waveform": True}}
+
+
+def _vegetation_reference(synth_dir, names, parms=VEGETATION):
+    asset = resolve_asset("atlas-local", str(synth_dir))
+    return [process_granule(asset, n, Parms.from_dict(parms), "atl08") for n in names]
+
+
+@pytest.mark.parametrize("mode", ["embedded", "remote"])
+def test_atl08p_vegetation_with_waveforms(mode, request, synth_dir, synth_names):
+    request.getfixturevalue(mode)
+    gdf = icesat2.atl08p(VEGETATION, resources=synth_names)
+    pd.testing.assert_frame_equal(gdf, result_frame(concat(_vegetation_reference(synth_dir, synth_names), "atl08")))
+    assert len(gdf) > 100 and len(gdf["canopy_h_metrics"].iloc[0]) == 20
+    assert (gdf["num_bins"] == gdf["waveform"].map(len)).all() and (gdf["binsize"] == 1.0).all()
+    one = icesat2.atl08({**VEGETATION, "phoreal": {}, "rgt": 567}, synth_names[0])
+    assert len(one) > 50 and "waveform" not in one.columns and set(one["rgt"]) == {567}
+    discovered = icesat2.atl08p({**VEGETATION, "rgt": 567})        # resources=None: the server finds them
+    pd.testing.assert_frame_equal(discovered, gdf[gdf["rgt"] == 567])
+
+
+def test_merged_vegetation_splits_back_into_granules(synth_dir, synth_names):
+    from icesat2sr.science.records import pack, unpack
+
+    results = _vegetation_reference(synth_dir, synth_names)
+    merged = unpack(pack(concat(results, "atl08")))
+    merged.granule = ",".join(synth_names)
+    for part, want in zip(icesat2._split_granules(merged), results, strict=True):
+        pd.testing.assert_frame_equal(result_frame(part), result_frame(want))
+
+
+@pytest.mark.parametrize("mode", ["embedded", "remote"])
+def test_output_files_are_written_here(mode, request, synth_names, reference, tmp_path):
+    request.getfixturevalue(mode)
+    path = tmp_path / "out.parquet"
+    gdf = icesat2.atl06p({**PARMS, "output": {"path": str(path), "format": "geoparquet", "open_on_complete": True}},
+                         resources=synth_names)
+    assert gdf.index.name == "time" and len(gdf) == len(reference)
+    key = ["h_mean", "segment_id", "gt"]
+    pd.testing.assert_frame_equal(gdf[key].sort_values(key).reset_index(drop=True),
+                                  reference[key].sort_values(key).reset_index(drop=True))
+    csv = tmp_path / "out.csv"
+    assert icesat2.atl06p({**PARMS, "output": {"path": str(csv), "format": "csv"}}, resources=synth_names) == str(csv)
+    assert len(pd.read_csv(csv)) == len(reference)
+    with pytest.raises(ParameterError, match="local path"):
+        icesat2.atl06p({**PARMS, "output": {"path": "s3://bucket/x.parquet"}}, resources=synth_names)
+
+
 def test_compact_results(embedded, url, synth_names):
     a = icesat2.atl06({**PARMS, "compact": True}, synth_names[0])
     icesat2.init(url)

@@ -10,7 +10,7 @@ from matplotlib.image import imread
 
 from icesat2sr import icesat2
 from icesat2sr.cli import main as cli
-from icesat2sr.client.plot import plot
+from icesat2sr.client.plot import plot, plot_vegetation
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,23 @@ def test_photons_and_empty_frames_plot(synth_dir, synth_names, tmp_path):
     assert (tmp_path / "empty.png").stat().st_size > 1000
 
 
+def test_vegetation_plot_draws_canopy_per_strong_beam_and_the_truth(forest_dir, tmp_path):
+    icesat2.init(path=str(forest_dir))
+    veg = icesat2.atl08p({"srt": 0, "len": 100.0, "res": 100.0, "phoreal": {}})
+    fig = plot(veg, tmp_path / "veg.png")                           # plot() recognises a PhoREAL frame
+    canopy = [a for a in fig.get_axes() if a.get_ylabel().startswith("canopy height")]
+    assert len(canopy) == 1
+    labels = [line.get_label() for line in canopy[0].get_lines()]
+    strong = sorted(f"{b} h_canopy" for b in ("gt1r", "gt2r", "gt3r"))   # forward orientation: right beams
+    assert sorted(label for label in labels if label.endswith("h_canopy")) == strong
+    drawn = sum(len(line.get_ydata()) for line in canopy[0].get_lines() if line.get_label() in strong)
+    assert drawn == int(((veg["veg_ph_count"] > 0) & veg["spot"].isin((1, 3, 5))).sum()) > 30
+    truth = veg["h_canopy"].to_numpy() + 0.5
+    fig = plot_vegetation(veg, tmp_path / "veg.png", truth=truth)
+    assert sum("truth" in line.get_label() for ax in fig.get_axes() for line in ax.get_lines()) == 3
+    assert imread(tmp_path / "veg.png")[..., :3].std() > 0.05
+
+
 def test_plot_command(elevations, tmp_path, capsys):
     result = tmp_path / "r.parquet"
     elevations.to_parquet(result)
@@ -74,3 +91,7 @@ def test_demo_writes_geoparquet_and_png(tmp_path):
     assert "elevations ->" in text and "time span:" in text and "plot ->" in text
     for gt in (10, 20, 30, 40, 50, 60):                            # rows per beam
         assert f"{gt:>10} {int((gdf['gt'] == gt).sum()):>8}" in text
+    # the vegetation panel: PhoREAL over a synthetic forest, with its truth
+    veg = geopandas.read_parquet(out / "atl08.parquet")
+    assert len(veg) > 500 and veg["h_canopy"].max() > 20.0 and "vegetation extents ->" in text
+    assert "h_canopy - truth" in text and imread(out / "atl08.png")[..., :3].std() > 0.05

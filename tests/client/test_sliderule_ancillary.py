@@ -8,8 +8,6 @@ extension records) are ignored by these clients without failing the request.
 """
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import geopandas
@@ -17,7 +15,7 @@ import pytest
 
 from icesat2sr.cli import main as cli
 
-from .test_sliderule_clients import ATL03, ATL06, CLIENTS, assert_same_rows, region, server_url  # noqa: F401
+from .test_sliderule_clients import ATL03, ATL06, CLIENTS, assert_same_rows, region, run_client, server_url  # noqa: F401
 
 SCRIPT = Path(__file__).with_name("sliderule_ancillary_script.py")
 GEO = ["solar_elevation", "dem_h", "surf_type", "ref_azimuth"]
@@ -65,19 +63,11 @@ def cli_frames(synth_dir, cases, tmp_path_factory):
 
 @pytest.fixture(scope="module", params=list(CLIENTS))
 def client_frames(request, server_url, cases, tmp_path_factory):  # noqa: F811
-    python = CLIENTS[request.param]
-    if not python.exists():
-        pytest.fail(f"{python} is missing: run `make setup-clients`")
-    d = tmp_path_factory.mktemp(f"anc-{request.param}")
     spec = {key: {"api": api, "resources": names, "parms": parms} for key, (api, names, parms) in cases.items()}
-    (d / "requests.json").write_text(json.dumps(spec))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    done = subprocess.run([str(python), str(SCRIPT), server_url, str(d / "requests.json"), str(d / "out")],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    errors = json.loads((d / "out" / "errors.json").read_text())
+    out = run_client(request.param, SCRIPT, server_url, spec, tmp_path_factory.mktemp(f"anc-{request.param}"))
+    errors = json.loads((out / "errors.json").read_text())
     assert errors == {}
-    return {key: geopandas.read_parquet(d / "out" / f"{key}.parquet") for key in cases}
+    return {key: geopandas.read_parquet(out / f"{key}.parquet") for key in cases}
 
 
 def test_elevation_ancillary_columns_equal_the_cli(client_frames, cli_frames):

@@ -26,6 +26,8 @@ CLIENTS = {"4.20.0": ROOT / ".venv-sr4" / "bin" / "python", "5.7.0": ROOT / ".ve
 ATL06 = {"cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}
 ATL03 = {"cnf": 2, "len": 20.0, "res": 20.0, "ats": 10.0, "cnt": 5, "yapc": {"score": 0},
          "atl08_class": ["atl08_ground", "atl08_canopy", "atl08_unclassified"]}
+ATL08 = {"srt": 0, "cnf": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0, "send_waveform": True}}
+ATL08_DISCOVERED = {"phoreal": {"binsize": 1.0}}      # `icesat2sr atl08p --path DIR --parms '...'` (every granule)
 
 pytestmark = pytest.mark.client
 
@@ -68,7 +70,8 @@ def cli_outputs(synth_dir, synth_names, region, tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     atl03 = {**ATL03, "poly": region}
     runs = {"atl06p": ("atl06", synth_names, ATL06), "atl06": ("atl06", synth_names[1:], ATL06),
-            "atl03sp": ("atl03s", synth_names, atl03), "atl03s": ("atl03s", synth_names[1:], atl03)}
+            "atl03sp": ("atl03s", synth_names, atl03), "atl03s": ("atl03s", synth_names[1:], atl03),
+            "atl08p": ("atl08", synth_names, ATL08), "atl08p_discovered": ("atl08p", [], ATL08_DISCOVERED)}
     out = {}
     for key, (kind, names, parms) in runs.items():
         path = d / f"{key}.parquet"
@@ -80,20 +83,26 @@ def cli_outputs(synth_dir, synth_names, region, tmp_path_factory):
 
 @pytest.fixture(scope="session", params=list(CLIENTS))
 def client_run(request, server_url, synth_names, region, tmp_path_factory):
-    python = CLIENTS[request.param]
+    spec = {"names": [synth_names[1], synth_names[0]], "atl06": ATL06, "atl03": {**ATL03, "poly": region},
+            "atl08": ATL08, "atl08_discovered": ATL08_DISCOVERED,
+            "missing": synth_names[0].replace("_01.h5", "_02.h5"), "rgt": 1234}
+    out = run_client(request.param, SCRIPT, server_url, spec, tmp_path_factory.mktemp(f"sliderule-{request.param}"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["client"] == f"v{request.param}"
+    return request.param, out, summary
+
+
+def run_client(version: str, script: Path, url: str, spec: dict, folder: Path, timeout: float = 600) -> Path:
+    """Run ``script URL INPUT.json OUTDIR`` with a client's python (``spec`` as INPUT); returns OUTDIR."""
+    python = CLIENTS[version]
     if not python.exists():
         pytest.fail(f"{python} is missing: run `make setup-clients`")
-    d = tmp_path_factory.mktemp(f"sliderule-{request.param}")
-    spec = {"names": [synth_names[1], synth_names[0]], "atl06": ATL06, "atl03": {**ATL03, "poly": region},
-            "missing": synth_names[0].replace("_01.h5", "_02.h5"), "rgt": 1234}
-    (d / "request.json").write_text(json.dumps(spec))
+    (folder / "input.json").write_text(json.dumps(spec))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    done = subprocess.run([str(python), str(SCRIPT), server_url, str(d / "request.json"), str(d / "out")],
-                          capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run([str(python), str(script), url, str(folder / "input.json"), str(folder / "out")],
+                          capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads((d / "out" / "summary.json").read_text())
-    assert summary["client"] == f"v{request.param}"
-    return request.param, d / "out", summary
+    return folder / "out"
 
 
 def canonical(gdf, columns: list[str]) -> pd.DataFrame:
@@ -136,6 +145,31 @@ def test_photons_equal_the_cli_row_for_row(client_run, cli_outputs, key):
     assert_same_rows(client, cli_outputs[key], loose_dtype=("spot",))
     assert {"count", "segment_dist", "background_rate", "atl08_class", "yapc_score", "distance",
             "delta_time"} <= set(client.columns)
+
+
+VEGETATION_COLUMNS = {"segment_id", "rgt", "cycle", "spot", "gt", "ph_count", "gnd_ph_count", "veg_ph_count",
+                      "landcover", "snowcover", "x_atc", "solar_elevation", "h_te_median", "h_max_canopy",
+                      "h_min_canopy", "h_mean_canopy", "h_canopy", "canopy_openness", "canopy_h_metrics", "geometry"}
+
+
+@pytest.mark.parametrize("key", ["atl08p", "atl08p_discovered"])
+def test_vegetation_equals_the_cli_row_for_row(client_run, cli_outputs, key):
+    _, out, _ = client_run
+    client, ours = geopandas.read_parquet(out / f"{key}.parquet"), cli_outputs[key]
+    arrays = ["canopy_h_metrics", *(["waveform"] if key == "atl08p" else [])]
+    expected = VEGETATION_COLUMNS | ({"num_bins", "binsize", "waveform"} if key == "atl08p" else set())
+    assert set(client.columns) == set(ours.columns) == expected
+    # rows keyed by time, beam and along-track distance; the client's arrays hold float64 copies of our float32
+    scalars = [c for c in client.columns if c not in (*arrays, "geometry")]
+    # the client widens the merged waverec fields to int64/float64; ours keep the record's uint16/float32
+    assert_same_rows(client.drop(columns=arrays), ours.drop(columns=arrays), loose_dtype=("num_bins", "binsize"))
+    a = client.reset_index().sort_values(["time", "gt", "x_atc"], kind="stable")
+    b = ours.reset_index().sort_values(["time", "gt", "x_atc"], kind="stable")
+    assert np.array_equal(a[scalars].to_numpy(), b[scalars].to_numpy()) and len(a) > 100
+    for column in arrays:
+        assert np.array_equal(np.concatenate(a[column].to_list()), np.concatenate(b[column].to_list()).astype(float))
+        assert a[column].map(len).tolist() == b[column].map(len).tolist()
+    assert (b["canopy_h_metrics"].map(len) == 20).all()
 
 
 def test_init_version_and_gps2utc(client_run):

@@ -73,6 +73,11 @@ def test_listing_ignores_other_files(asset):
     ({"version": 5}, ["europe"]),
     ({"rgt": 100, "cycle": 10}, ["mid"]),
     ({"rgt": 100, "region": 8}, []),
+    # SlideRule's name_filter (a CMR producer_granule_id pattern); with rgt/cycle/region, both apply
+    ({"name_filter": "*_0100????_*"}, ["mid", "mid_repeat"]),
+    ({"name_filter": "ATL03_*_005_0?.h5"}, ["europe"]),
+    ({"name_filter": "*_0100????_*", "cycle": 11}, ["mid_repeat"]),
+    ({"name_filter": "*[01]*"}, []),   # brackets are literal, as in CMR
 ])
 def test_name_filters(asset, kw, expected):
     assert keys(find(asset, **kw)) == expected
@@ -101,6 +106,15 @@ def test_empty_folder_and_folder_without_granules(tmp_path):
     ({"t0": "2020-01-01T00:00:00Z", "t1": "2020-01-01T00:00:00Z"}, []),
     ({"t0": "2019-12-31T23:59:59Z", "t1": "2020-01-01T00:00:01Z"}, ["mid"]),
     ({"t0": "2020-03-01T00:00:00Z", "rgt": 100}, ["mid_repeat"]),
+    # every form SlideRule's server parses, and a bare date; the fraction of a second counts
+    ({"t0": "2020-01-05"}, ["antarctic", "greenwich", "mid_repeat"]),
+    ({"t1": "2020-01-02 05:00:01"}, ["europe", "mid"]),
+    ({"t1": "2020-01-02T07:00:01+02:00"}, ["europe", "mid"]),
+    ({"t1": "2020-01-02T04:00:00-01:00"}, ["mid"]),
+    ({"t1": "2020:01:02:05:00:01"}, ["europe", "mid"]),
+    ({"t1": "2020:002:05:00:01"}, ["europe", "mid"]),
+    ({"t1": "2020-01-02T05:00:00.0015Z"}, ["europe", "mid"]),
+    ({"t1": "2020-01-02T05:00:00.0013Z"}, ["mid"]),
 ])
 def test_time_overlap_with_segment_span(asset, kw, expected):
     assert keys(find(asset, **kw)) == expected

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from icesat2sr.engine import iter_granule, process_granule
-from icesat2sr.formats.frames import result_frame, write
-from icesat2sr.formats.stream import FrameWriter, Rows, TimeOrder, photon_rows, read_rows
+from icesat2sr.formats.destination import write_results
+from icesat2sr.formats.output import OutputWriter, format_of
+from icesat2sr.formats.stream import Rows, Spill, TimeOrder
 from icesat2sr.granules.assets import resolve_asset
 from icesat2sr.request.params import Parms
 from icesat2sr.science.records import EXTENT, PHOTON, GranuleResult
@@ -72,20 +73,29 @@ def test_time_order_equals_a_stable_sort_of_the_whole(beams, rnd):
     assert np.array_equal(got.columns["height"], photons["height"][expect])
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".h5"])
-def test_streamed_file_equals_the_whole_frame_file(synth_dir, synth_names, tmp_path, suffix):
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".h5", ".feather"])
+@pytest.mark.parametrize("spill", [False, True])
+def test_streamed_file_equals_the_whole_result_file(synth_dir, synth_names, tmp_path, suffix, spill):
     asset = resolve_asset("atlas-local", str(synth_dir))
     parms = Parms.from_dict({"cnf": 3, "len": 40.0, "res": 20.0})
     whole = process_granule(asset, synth_names[0], parms, "atl03s")
-    write(result_frame(whole), tmp_path / f"whole{suffix}", parms.to_dict())
+    fmt = format_of(f"x{suffix}")
+    write_results([whole], "atl03s", tmp_path / f"whole{suffix}", fmt, parms.to_dict(), [synth_names[0]])
     order = None
-    with FrameWriter(tmp_path / f"streamed{suffix}", parms.to_dict()) as writer:
+    held = Spill(tmp_path / "x") if spill else None
+    with OutputWriter(tmp_path / f"streamed{suffix}", fmt, kind="atl03s", parms=parms.to_dict(),
+                      granules=[synth_names[0]]) as writer:
+        def emit(rows):
+            if rows is not None:
+                table = writer.rows_table(rows.time_ns, rows.columns, rows.lon, rows.lat)
+                held.add(table) if held else writer.add_table(table)
         for part in iter_granule(asset, synth_names[0], parms, "atl03s", chunk_photons=4000):
             order = order or TimeOrder(part.beams)
-            rows = order.push(part.result, part.beam, part.horizon_ns)
-            if rows is not None:
-                writer.write(rows)
-        writer.write(order.flush())
+            emit(order.push(part.result, part.beam, part.horizon_ns))
+        emit(order.flush())
+        for table in held.tables() if held else ():
+            writer.add_table(table)
+    assert not list(tmp_path.glob("*.spill"))
     a, b = tmp_path / f"streamed{suffix}", tmp_path / f"whole{suffix}"
     if suffix == ".csv":
         assert a.read_text() == b.read_text()
@@ -94,28 +104,19 @@ def test_streamed_file_equals_the_whole_frame_file(synth_dir, synth_names, tmp_p
             assert set(f) == set(g) and dict(f.attrs) == dict(g.attrs)
             for k in f:
                 assert np.array_equal(f[k][()], g[k][()]), k
+    elif suffix == ".feather":
+        import pyarrow.feather as feather
+        assert feather.read_table(a).equals(feather.read_table(b))
     else:
         x, y = gpd.read_parquet(a), gpd.read_parquet(b)
         pd.testing.assert_frame_equal(pd.DataFrame(x.drop(columns="geometry")),
                                       pd.DataFrame(y.drop(columns="geometry")))
         assert x.geometry.geom_equals(y.geometry).all() and x.crs == y.crs
-        assert len(list(read_rows(a))) >= 1
-        back = Rows.concat(list(read_rows(a)))
-        assert np.array_equal(back.time_ns, photon_rows(whole).time_ns[np.argsort(photon_rows(whole).time_ns,
-                                                                                     kind="stable")])
 
 
-def test_writer_leaves_the_target_alone_on_failure(tmp_path):
-    target = tmp_path / "out.parquet"
-    target.write_bytes(b"precious")
-    with pytest.raises(RuntimeError), FrameWriter(target) as writer:
-        writer.write(photon_rows(_part(np.arange(5, dtype=np.int64), 0)))
-        raise RuntimeError("boom")
-    assert target.read_bytes() == b"precious" and sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
-
-
-def test_empty_stream_writes_an_empty_file_with_the_columns(tmp_path):
-    with FrameWriter(tmp_path / "empty.parquet") as writer:
-        pass
-    gdf = gpd.read_parquet(writer.path)
-    assert len(gdf) == 0 and {"height", "atl03_cnf", "segment_id"} <= set(gdf.columns)
+def test_a_dropped_spill_leaves_nothing(tmp_path):
+    held = Spill(tmp_path / "out.parquet")
+    import pyarrow as pa
+    held.add(pa.table({"a": [1, 2]}))
+    held.drop()
+    assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icesat2sr.granules.atl08 import atl08_classes
+from icesat2sr.granules.ancillary import land_segment_index
+from icesat2sr.granules.atl08 import atl08_classes, atl08_rows, phoreal_inputs
 from icesat2sr.request.errors import ResourceError
 
 from .reference_atl08 import reference_atl08
@@ -137,3 +138,63 @@ def test_atl08_unlisted_photons_are_unclassified(args):
         if key not in listed:
             assert out[i] == 4
     assert np.all(out[len(keys):] == 4)
+
+
+# ---------------------------------------------------------------------- PhoREAL inputs (ph_h, land segments)
+def _sliderule_land_segment(segment_of_photon, segment_id_beg):
+    """SlideRule's walk (Atl08Class::classify): the last land segment starting at or before the
+    photon's segment, never checking where it ends, starting from the first one."""
+    index, out = 0, []
+    for seg in segment_of_photon:
+        while index < len(segment_id_beg) - 1 and segment_id_beg[index + 1] <= seg:
+            index += 1
+        out.append(index)
+    return out
+
+
+def _phoreal_case():
+    segment_id = np.arange(100, 112, dtype=np.int32)
+    counts = np.full(12, 2, np.int32)
+    seg08 = np.repeat(segment_id, 2)[:-1]           # every photon listed but the last
+    idx08 = np.tile([1, 2], 12)[:-1].astype(np.int32)
+    atl08 = {"ph_h": np.arange(23, dtype=np.float32) + 0.5,
+             # land segments 100-104 and 108-111: segments 105-107 lie in a gap
+             "segment_id_beg": np.array([100, 108], np.int32), "segment_id_end": np.array([104, 111], np.int32),
+             "segment_landcover": np.array([111, 60], np.int16), "segment_snowcover": np.array([1, 2], np.int8)}
+    return segment_id, counts, seg08, idx08, atl08
+
+
+def test_phoreal_inputs_relief_and_cover_of_classified_photons():
+    segment_id, counts, seg08, idx08, atl08 = _phoreal_case()
+    row = atl08_rows(segment_id, counts, 24, seg08, idx08, GRANULE)
+    out = phoreal_inputs(row, segment_id, counts, atl08, GRANULE)
+    assert out["relief"].dtype == np.float32 and out["relief"].tolist() == [*(np.arange(23) + 0.5), 0.0]
+    segment = np.repeat(segment_id, 2)
+    expected = np.where(segment <= 104, 111, np.where(segment >= 108, 60, 255))
+    expected[-1] = 255                               # the unlisted photon
+    assert out["landcover"].tolist() == expected.tolist()
+    assert out["snowcover"].tolist() == np.select([expected == 111, expected == 60], [1, 2], 255).tolist()
+
+
+def test_photons_in_a_land_segment_gap_get_no_cover_unlike_sliderule():
+    segment_id, *_, atl08 = _phoreal_case()
+    segment = np.repeat(segment_id, 2)
+    ours = land_segment_index(segment, atl08["segment_id_beg"], atl08["segment_id_end"], None)
+    theirs = np.array(_sliderule_land_segment(segment, atl08["segment_id_beg"]))
+    gap = (segment >= 105) & (segment <= 107)
+    assert np.all(ours[gap] == -1) and np.all(theirs[gap] == 0)       # SlideRule: the previous segment's
+    assert np.array_equal(ours[~gap], theirs[~gap])
+
+
+@pytest.mark.parametrize("broken, message", [
+    ({"ph_h": None}, "ph_h"),
+    ({"segment_landcover": None}, "segment_landcover"),
+    ({"ph_h": np.zeros(3, np.float32)}, "differ in length"),
+    ({"segment_id_end": np.array([104], np.int32)}, "differ in length"),
+    ({"ph_h": np.full(23, np.nan, np.float32)}, "not finite"),
+])
+def test_phoreal_inputs_reject_missing_or_inconsistent_atl08(broken, message):
+    segment_id, counts, seg08, idx08, atl08 = _phoreal_case()
+    row = atl08_rows(segment_id, counts, 24, seg08, idx08, GRANULE)
+    with pytest.raises(ResourceError, match=message):
+        phoreal_inputs(row, segment_id, counts, {**atl08, **broken}, GRANULE)

@@ -90,3 +90,51 @@ def test_contiguous_hyperslices(tmp_path):
         f.create_dataset("v", data=np.arange(10, dtype="f8"))
     with Granule(str(path)) as g:
         assert g.read([Read("/v", [(2, 5)])])["/v"].tolist() == [2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("cut", [4096, 65_536, 300_000, 3_000_000])
+def test_truncated_granule_fails_at_once(synth_dir, tmp_path, cut):
+    # h5coro 1.0.7 reads past the end as empty bytes and looks for a link name's NUL forever
+    source = sorted(synth_dir.glob("ATL03_*.h5"))[0].read_bytes()
+    path = tmp_path / "cut.h5"
+    path.write_bytes(source[:cut])
+    with pytest.raises(ResourceError, match=r"truncated or corrupt .*outside the file"):
+        with Granule(str(path)) as g:
+            g.groups("/")
+            g.read([Read(f"/{b}/heights/h_ph") for b in ("gt1l", "gt3r")])
+
+
+def test_corrupt_dimensions_refused_before_allocating(sample, tmp_path):
+    with Granule(str(sample)) as g:
+        with pytest.raises(ResourceError, match=r"/g/h: 25003 rows, more than a granule holds \(1000\)"):
+            g.read([Read("/g/h", max_rows=1000)])
+        assert len(g.read([Read("/g/h", max_rows=25_003)])["/g/h"]) == 25_003
+    wide = tmp_path / "wide.h5"
+    with h5py.File(wide, "w") as f:
+        f.create_dataset("w", data=np.zeros((2, 100), "f4"), chunks=(2, 100), compression="gzip")
+    with Granule(str(wide)) as g, pytest.raises(ResourceError, match=r"shape \(2, 100\) is not a table"):
+        g.read([Read("/w")])
+
+
+def test_s3_object_size_bounds_reads(synth_dir, monkeypatch):
+    from moto import mock_aws
+
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-west-2"}.items():
+        monkeypatch.setenv(key, value)
+    source = sorted(synth_dir.glob("ATL03_*.h5"))[0].read_bytes()
+    with mock_aws():
+        import boto3
+
+        s3 = boto3.client("s3", region_name="us-west-2")
+        s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+        s3.put_object(Bucket="data", Key="whole.h5", Body=source)
+        s3.put_object(Bucket="data", Key="cut.h5", Body=source[:300_000])
+        with Granule("data/whole.h5", driver="s3") as g:
+            assert len(g.read([Read("/gt1l/heights/h_ph")])["/gt1l/heights/h_ph"]) > 1000
+            assert g._h5.driver.size == len(source)
+        with pytest.raises(ResourceError, match="outside the file \\(300000 bytes\\)"):
+            with Granule("data/cut.h5", driver="s3") as g:
+                g.groups("/")

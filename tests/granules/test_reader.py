@@ -102,7 +102,7 @@ def test_windows_equal_the_whole_read(synth_dir):
 
 
 def test_atl08_classes_of_a_window_equal_the_whole_join():
-    from icesat2sr.granules.atl08 import Atl08Classes, atl08_classes
+    from icesat2sr.granules.atl08 import Atl08Join, atl08_classes
 
     rng = np.random.default_rng(8)
     segment_id = np.arange(1000, 1060, dtype=np.int32)
@@ -113,19 +113,20 @@ def test_atl08_classes_of_a_window_equal_the_whole_join():
     flags = rng.integers(0, 4, listed.sum()).astype(np.int8)
     whole = atl08_classes(segment_id, counts, int(counts.sum()), ph_seg[listed], idx[listed], flags)
 
-    class Stub(Atl08Classes):          # the join's windows without a file: rows come from arrays
+    class Stub(Atl08Join):             # the join's windows without a file: rows come from arrays
         def __init__(self):
-            self.resource, self.name, self._whole = "g", "a8", {}
+            self.resource, self.name, self.phoreal, self._whole, self._land = "g", "a8", False, {}, {}
             self._blocks = {"gt1l": (np.searchsorted(ph_seg[listed], segment_id, "left"),
                                      np.searchsorted(ph_seg[listed], segment_id, "right"))}
 
         def _rows(self, beam, lo, hi):
-            return [ph_seg[listed][lo:hi], idx[listed][lo:hi], flags[lo:hi]]
+            return {"ph_segment_id": ph_seg[listed][lo:hi], "classed_pc_indx": idx[listed][lo:hi],
+                    "classed_pc_flag": flags[lo:hi]}
 
     stub = Stub()
     first = np.concatenate(([0], np.cumsum(counts)))
     for s0 in range(0, 60, 7):
         for s1 in (s0 + 1, s0 + 5, 60):
             s1 = min(s1, 60)
-            got = stub.classes("gt1l", segment_id[s0:s1], counts[s0:s1], s0)
+            got = stub.values("gt1l", segment_id[s0:s1], counts[s0:s1], s0)["atl08_class"]
             assert np.array_equal(got, whole[first[s0]:first[s1]])

@@ -54,12 +54,23 @@ def test_dist_in_seg_length():
     ({"quality_ph": 26}, "quality_ph"), ({"atl08_class": "trees"}, "atl08_class"),
     ({"yapc": {"score": 300}}, "yapc.score"), ({"yapc": {"colour": 1}}, "yapc.colour"), ({"yapc": 3}, "yapc"),
     ({"pass_invalid": "yes"}, "pass_invalid"), ({"compact": 1}, "compact"), ({"track": 4}, "track"),
-    ({"beams": "gt4l"}, "beams"), ({"t0": "2020-01-01"}, "t0"), ({"bogus": 1}, "bogus"),
+    ({"beams": "gt4l"}, "beams"), ({"t0": "2020-02-30"}, "t0"), ({"t1": "yesterday"}, "t1"), ({"bogus": 1}, "bogus"),
     ({"t0": "2020-02-01T00:00:00Z", "t1": "2020-01-01T00:00:00Z"}, "t0"), ({"len": float("nan")}, "len"),
     ({"poly": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 1}, {"lon": 2, "lat": 2}, {"lon": 0, "lat": 0}]}, "poly"),
     ({"poly": [{"lon": 0, "lat": 0}, {"lon": 1, "lat": 0}]}, "poly"),
     ({"poly": [{"lon": 0, "lat": 95}, {"lon": 1, "lat": 0}, {"lon": 1, "lat": 1}]}, "poly[0].lat"),
-    ({"poly": [{"x": 0}]}, "poly"), ({"output": {"path": "x.parquet"}}, "output"), ({"asset": "disk"}, "asset"),
+    ({"poly": [{"x": 0}]}, "poly"), ({"samples": {"dem": {}}}, "samples"), ({"asset": "disk"}, "asset"),
+    ({"output": "x.parquet"}, "output"), ({"output": {"format": "csv"}}, "output.path"),
+    ({"output": {"path": "x", "format": "h5"}}, "output.format"),
+    ({"output": {"path": "x", "format": 6}}, "output.format"),
+    ({"output": {"path": "file:///etc/passwd"}}, "output.path"), ({"output": {"path": "a\nb"}}, "output.path"),
+    ({"output": {"path": "x" * 128}}, "output.path"), ({"output": {"path": "s3://B/k"}}, "output.path"),
+    ({"output": {"path": "s3://bucket/a/../k"}}, "output.path"),
+    ({"output": {"path": "x", "asset": "s3"}}, "output.asset"),
+    ({"output": {"path": "x", "as_geo": "yes"}}, "output.as_geo"),
+    ({"output": {"path": "x", "colour": 1}}, "output.colour"),
+    ({"output": {"path": "x", "fields": "height"}}, "output.fields"), ({"fit": {"maxi": 0}}, "fit.maxi"),
+    ({"fit": {"window": 3}}, "fit.window"), ({"fit": 3}, "fit"), ({"podppd": 256}, "podppd"),
     ({"dist_in_seg": True, "res": 0.5}, "res"),
 ])
 def test_bad_values_name_the_key(bad, key):
@@ -67,6 +78,22 @@ def test_bad_values_name_the_key(bad, key):
         Parms.from_dict(bad)
     assert info.value.key == key
     assert f"'{key}'" in str(info.value)
+
+
+def test_output_is_normalised_as_slideRule_does():
+    as_geo = Parms.from_dict({"output": {"path": "out.parquet", "format": "parquet", "as_geo": True}}).output
+    assert (as_geo.format, as_geo.as_geo, as_geo.geo, as_geo.remote) == ("geoparquet", True, True, False)
+    geo = Parms.from_dict({"output": {"path": "out.parquet", "format": 3}}).output
+    assert (geo.format, geo.as_geo) == ("geoparquet", True)
+    plain = Parms.from_dict({"output": {"path": "s3://my-bucket/runs/a.csv", "format": "CSV", "asset": "",
+                                        "credentials": {}, "fields": ["height", "height"]}})
+    assert plain.output.format == "csv" and plain.output.s3_location() == ("my-bucket", "runs/a.csv")
+    assert plain.output.fields == ("height",)
+    default = Parms.from_dict({"output": {"path": "x"}}).output
+    assert (default.format, default.open_on_complete, default.with_checksum) == ("geoparquet", False, False)
+    for p in (Parms.from_dict({"output": {"path": "x", "format": "feather", "open_on_complete": True},
+                               "fit": {"maxi": 2}, "podppd": 0}), plain):
+        assert Parms.from_dict(json.loads(json.dumps(p.to_dict()))) == p
 
 
 def test_too_many_polygon_points():

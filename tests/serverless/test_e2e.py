@@ -62,13 +62,18 @@ def assert_same_frame(ours, theirs) -> None:
     assert ours.geometry.geom_equals_exact(theirs.geometry, 0.0).all()
 
 
-def test_atl06p_job_equals_cli(stack, synth_dir, tmp_path):
-    event = load_event("api-atl06p.json")
+def job_equals_cli(stack, synth_dir, tmp_path, kind: str):
+    """Submit ``events/api-<kind>p.json``, wait, and check its GeoParquet equals the CLI's."""
+    event = load_event(f"api-{kind}p.json")
     request = json.loads(event["body"])
     job, execution = submit_and_wait(stack, event)
-
     ours = geopandas.read_parquet(io.BytesIO(stack.read(f"results/{job}/output.parquet")))
-    assert_same_frame(ours, cli_frame(tmp_path, synth_dir, "atl06", request["resources"], request["parms"]))
+    assert_same_frame(ours, cli_frame(tmp_path, synth_dir, kind, request["resources"], request["parms"]))
+    return job, execution, request, ours
+
+
+def test_atl06p_job_equals_cli(stack, synth_dir, tmp_path):
+    job, execution, request, ours = job_equals_cli(stack, synth_dir, tmp_path, "atl06")
     merged = records.unpack(stack.read(f"results/{job}/output.msgpack"))
     assert merged.rows == len(ours)
     # one worker per granule, each wrote its own result; the execution output stays small
@@ -87,12 +92,15 @@ def test_atl06p_job_equals_cli(stack, synth_dir, tmp_path):
 
 
 def test_atl03sp_job_equals_cli(stack, synth_dir, tmp_path):
-    event = load_event("api-atl03sp.json")
-    request = json.loads(event["body"])
-    job, _ = submit_and_wait(stack, event)
-    ours = geopandas.read_parquet(io.BytesIO(stack.read(f"results/{job}/output.parquet")))
-    assert_same_frame(ours, cli_frame(tmp_path, synth_dir, "atl03s", request["resources"], request["parms"]))
+    *_, ours = job_equals_cli(stack, synth_dir, tmp_path, "atl03s")
     assert set(ours["spot"]) <= {1, 2, 3, 4, 5, 6} and set(ours["track"]) == {1}
+
+
+def test_atl08p_job_equals_cli(stack, synth_dir, tmp_path):
+    job, *_, ours = job_equals_cli(stack, synth_dir, tmp_path, "atl08")
+    assert {"h_canopy", "canopy_h_metrics", "waveform"} <= set(ours.columns) and set(ours["gt"]) <= {10, 20}
+    merged = records.unpack(stack.read(f"results/{job}/output.msgpack"))
+    assert merged.kind == "atl08" and len(merged.waveforms) == len(merged.vegetation) == len(ours)
 
 
 def test_batch_execution_started_directly(stack, synth_names):

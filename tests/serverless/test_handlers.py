@@ -23,8 +23,8 @@ def test_every_function_and_route_has_an_event():
     for fn in ("orchestrator-start", "orchestrator-plan", "worker", "aggregator", "statemachine-batch"):
         assert f"{fn}.json" in names
     template = (EVENTS.parent / "template.yaml").read_text()
-    for route in ("version", "health", "definition", "time", "atl06", "atl03s", "indexer", "atl06p", "atl03sp",
-                  "job"):
+    for route in ("version", "health", "definition", "time", "atl06", "atl03s", "atl08", "indexer", "atl06p", "atl03sp",
+                  "atl08p", "atl03x", "job"):
         assert f"api-{route}.json" in names
         path = load_event(f"api-{route}.json")["resource"]
         assert f"Path: {path}," in template or f'Path: "{path}",' in template, path
@@ -48,12 +48,13 @@ def test_sync_atl06_is_the_record_stream(stack):
     assert len(rows) > 100 and set(np.unique(rows["rgt"])) == {1234}
 
 
-@pytest.mark.parametrize("name", ["api-atl03s.json", "api-indexer.json"])
-def test_sync_atl03s_and_indexer(stack, name):
+@pytest.mark.parametrize("name, rectype", [("api-atl03s.json", "atl03rec"), ("api-indexer.json", "atl03rec.index"),
+                                           ("api-atl08.json", "atl08rec"), ("api-atl08.json", "waverec")])
+def test_sync_atl03s_atl08_and_indexer(stack, name, rectype):
     out = load_function("api").handler(load_event(name), Context())
     assert out["statusCode"] == 200 and out["isBase64Encoded"]
     rectypes = {rectype for rectype, _ in wire.iter_records([__import__("base64").b64decode(out["body"])])}
-    assert ("atl03rec" if "atl03s" in name else "atl03rec.index") in rectypes
+    assert rectype in rectypes
 
 
 def test_too_big_names_the_async_route(stack, monkeypatch):

@@ -168,7 +168,7 @@ def test_every_route_requires_sigv4_or_an_api_key(rendered):
     assert body["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
     events = template["ApiFunction"]["Properties"].get("Events") or {}
     methods = [(path, method, op) for path, ops in body["paths"].items() for method, op in ops.items()]
-    assert len(methods) == 15 and not events   # the 15 routes of ApiFunction, all merged into the body
+    assert len(methods) == 18 and not events   # the 18 routes of ApiFunction, all merged into the body
     for path, method, op in methods:
         assert "x-amazon-apigateway-integration" in op, (path, method)
         assert op["security"] == SECURED, (path, method)

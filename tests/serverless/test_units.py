@@ -1,8 +1,7 @@
-"""GeoParquet without GeoPandas, Earthdata credentials, the retrying S3 reader."""
+"""GeoParquet without GeoPandas (formats/output.py), Earthdata credentials, the retrying S3 reader."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import geopandas
@@ -13,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from icesat2sr.engine import process_granule
 from icesat2sr.formats import frames, geoparquet
+from icesat2sr.formats.output import OutputWriter
 from icesat2sr.granules import earthdata
 from icesat2sr.granules.assets import resolve_asset
 from icesat2sr.granules.s3driver import RetryingS3Driver, TransientReadError, transient_failures
@@ -25,10 +25,13 @@ def test_embedded_crs_is_epsg_7912():
 
 @pytest.mark.parametrize("kind, parms", [("atl06", {"cnf": 1}), ("atl06", {"cnf": 1, "compact": True}),
                                          ("atl03s", {"cnf": 3, "track": 2})])
-def test_geoparquet_reads_back_like_frames(synth_dir, synth_names, kind, parms):
+def test_geoparquet_reads_back_like_frames(synth_dir, synth_names, kind, parms, tmp_path):
+    """The writers' GeoParquet (pyarrow alone: the aggregator's) is the client's frame."""
     result = process_granule(resolve_asset("atlas-local", str(synth_dir)), synth_names[0], Parms.from_dict(parms), kind)
     theirs = frames.result_frame(result)
-    ours = geopandas.read_parquet(io.BytesIO(geoparquet.to_bytes(result, parms)))
+    with OutputWriter(tmp_path / "x.parquet", "geoparquet", kind=kind, parms=parms) as writer:
+        writer.add(result)
+    ours = geopandas.read_parquet(writer.path)
     assert len(ours) > 100 and ours.crs.to_epsg() == 7912 and ours.index.name == "time"
     assert list(ours.columns) == list(theirs.columns)
     pd.testing.assert_frame_equal(pd.DataFrame(ours.drop(columns="geometry")),

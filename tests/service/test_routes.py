@@ -50,7 +50,10 @@ def test_version_echoes_the_client_version(config, header, expected):
 def test_definitions_and_unknown_types(config):
     d = as_json(call(config, "/source/definition", {"rectype": "atl06rec.elevation"}, method="GET"))
     assert d == wire.DEFINITIONS["atl06rec.elevation"]
-    assert call(config, "/source/definition", {"rectype": "atl08rec"}, method="GET").status == 404
+    assert call(config, "/source/definition", {"rectype": "atl24rec"}, method="GET").status == 404
+    for rectype in ("atl08rec", "atl08rec.vegetation", "waverec"):
+        assert as_json(call(config, "/source/definition", {"rectype": rectype}, method="GET")) == \
+            wire.DEFINITIONS[rectype]
     assert call(config, "/source/definition", {}, method="GET").status == 400
 
 
@@ -73,7 +76,7 @@ def test_time_conversions_round_trip(config):
 
 def test_health_unknown_route_and_bad_bodies(config):
     assert as_json(call(config, "/source/health", method="GET")) == {"healthy": True}
-    assert call(config, "/source/atl08p", {}).status == 404
+    assert call(config, "/source/atl24p", {}).status == 404
     assert routes.handle("POST", "/source/atl06p", {}, b"{nope", config).status == 400
     assert routes.handle("POST", "/source/atl06p", {}, b"[1, 2]", config).status == 400
     assert routes.handle("DELETE", "/source/version", {}, b"", config).status == 405
@@ -132,8 +135,57 @@ def test_request_errors_are_400_before_any_work(config, synth_names):
     assert bad.status == 400 and "cnf" in as_json(bad)["error"]
     assert call(config, "/source/atl06p", {"resources": ["../etc/passwd"]}).status == 400
     assert call(config, "/source/atl06p", {"resources": "x", "parms": []}).status == 400
-    unsupported = call(config, "/source/atl06p", {"resources": synth_names, "parms": {"output": {"path": "x"}}})
-    assert unsupported.status == 400 and "output" in as_json(unsupported)["error"]
+    unsupported = call(config, "/source/atl06p", {"resources": synth_names, "parms": {"samples": {"dem": {}}}})
+    assert unsupported.status == 400 and "samples" in as_json(unsupported)["error"]
+
+
+def test_vegetation_endpoint_streams_batches_and_waveforms(config, synth_dir, synth_names):
+    parms = {"srt": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 2.0, "send_waveform": True}}
+    r = call(config, "/source/atl08p", {"resources": synth_names, "parms": parms})
+    assert r.status == 200 and r.content_type == "application/octet-stream"
+    tables = wire.decode(body_of(r))
+    assert all(0 < len(v) <= 256 for v in tables.vegetation)
+    assert len(tables.waveforms) == sum(map(len, tables.vegetation))
+    got = tables.result("all", "atl08")
+    asset = resolve_asset("atlas-local", str(synth_dir))
+    want = [process_granule(asset, n, Parms.from_dict(parms), "atl08") for n in synth_names]
+    want_rows = np.concatenate([w.vegetation for w in want])
+    order_g, order_w = np.argsort(got.vegetation["extent_id"]), np.argsort(want_rows["extent_id"])
+    for name in want_rows.dtype.names:
+        np.testing.assert_array_equal(got.vegetation[name][order_g], want_rows[name][order_w], err_msg=name)
+    assert np.all(got.waveforms["binsize"] == 2.0)
+    assert np.array_equal(np.sort(got.waveform), np.sort(np.concatenate([w.waveform for w in want])))
+
+
+@pytest.mark.parametrize("phoreal, key", [({"binsize": 0}, "phoreal.binsize"), ({"geoloc": "mode"}, "phoreal.geoloc"),
+                                          ({"send_waveform": "yes"}, "phoreal.send_waveform"),
+                                          ({"colour": 1}, "phoreal.colour"), ([1.0], "phoreal")])
+def test_bad_phoreal_settings_are_400(config, synth_names, phoreal, key):
+    bad = call(config, "/source/atl08", {"resource": synth_names[0], "parms": {"phoreal": phoreal}})
+    assert bad.status == 400 and key in as_json(bad)["error"]
+
+
+def test_ancillary_fields_with_phoreal_are_refused_not_dropped(config, synth_names):
+    bad = call(config, "/source/atl08p", {"resources": synth_names, "parms": {"atl08_fields": ["h_dif_ref"]}})
+    assert bad.status == 400 and "atl08_fields" in as_json(bad)["error"]
+
+
+def test_atl08_without_its_companion_or_its_land_segments_fails_that_granule(config, synth_dir, synth_names, tmp_path):
+    import shutil
+
+    import h5py
+
+    for name in synth_names:
+        shutil.copy(synth_dir / name, tmp_path / name)
+    broken = synth_names[1].replace("ATL03", "ATL08")
+    shutil.copy(synth_dir / broken, tmp_path / broken)   # the other granule has no ATL08 at all
+    with h5py.File(tmp_path / broken, "a") as f:
+        del f["gt2l/land_segments/segment_snowcover"]
+    local = routes.Config(path=str(tmp_path), workers=1)
+    tables = wire.decode(body_of(call(local, "/source/atl08p", {"resources": synth_names, "parms": {"phoreal": {}}})))
+    errors = sorted((m.code, m.text) for m in tables.messages if m.code is not None)
+    assert [code for code, _ in errors] == [-3, -3] and not tables.vegetation
+    assert any("segment_snowcover" in text for _, text in errors) and any("ATL08" in text for _, text in errors)
 
 
 def test_null_resources_use_discovery(config, synth_names):

@@ -9,6 +9,8 @@ Stages, on a synthetic granule in the real layout (written once, then reused):
 * ``atl06``, ``atl06_rec``: in-process ATL06-SR of the granule (``process_granule``) with the default
   and with the seed's recommended parameters;
 * ``atl03s``: in-process photon subsetting, its partial results consumed as they stream;
+* ``atl08``: in-process PhoREAL (with waveforms) on a granule of the same size with a synthetic
+  forest over a quarter of its track and its ATL08;
 * ``fit``: the fit alone, single-threaded, on every extent of every beam, against the fit before
   issue 11 (loaded from git history when run from a checkout) on the same extents;
 * ``cli``: a whole ``icesat2sr atl06`` (a new process: start-up, imports, reading, science, GeoParquet);
@@ -48,7 +50,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "icesat2sr"
 
 
-def granule(directory: Path, segments: int) -> Path:
+def granule(directory: Path, segments: int, forest: bool = False) -> Path:
     """The benchmark granule of ``segments`` segments per beam, with its ATL08 (written once).
 
     The truth surface's slope is kept small enough for heights to stay realistic over a whole
@@ -56,7 +58,8 @@ def granule(directory: Path, segments: int) -> Path:
     """
     from .synth import GranuleSpec, granule_name, write_granule
 
-    spec = GranuleSpec(segments=segments, seed=7, atl08=True, slope=min(0.02, 5000.0 / (20.0 * segments)))
+    spec = GranuleSpec(segments=segments, seed=7, atl08=True, forest=forest,
+                       slope=min(0.02, 5000.0 / (20.0 * segments)))
     path = directory / granule_name(spec)
     if not path.exists() or not path.with_name(path.name.replace("ATL03", "ATL08")).exists():
         directory.mkdir(parents=True, exist_ok=True)
@@ -110,6 +113,18 @@ def _stage_atl06(path: Path, parms: dict) -> dict:
 
 
 _stage_atl06_rec = _stage_atl06
+
+
+def _stage_atl08(path: Path, parms: dict) -> dict:
+    from .engine import process_granule
+    from .granules.assets import resolve_asset
+    from .request.params import Parms
+
+    result = process_granule(resolve_asset("atlas-local", str(path.parent)), path.name, Parms.from_dict(parms),
+                             "atl08")
+    if result.error:
+        raise RuntimeError(result.error[1])
+    return {"rows": result.rows, "photons": result.stats["photons"], "stats": result.stats}
 
 
 def _stage_atl03s(path: Path, parms: dict) -> dict:
@@ -242,6 +257,8 @@ def run(directory: Path, segments: int = 8300, full_segments: int | None = None)
     stages = {"h5py": {}, "read": {}, "atl06": {}, "atl06_rec": RECOMMENDED, "atl03s": {}, "fit": {}}
     for name, parms in stages.items():
         f[name] = _child(name, path, parms)
+    forest = granule(cache_dir() / f"forest-{segments}", segments, forest=True)
+    f["atl08"] = _child("atl08", forest, {"phoreal": {"send_waveform": True}})
     f["cli_atl06_s"] = _cli(path, directory / "bench.parquet")
     f["sliderule_s"] = sliderule_seconds(path, RECOMMENDED)
     if full_segments:
@@ -286,6 +303,8 @@ def report(f: dict) -> str:
         _line("ATL06-SR recommended parms", f["atl06_rec"],
               f"{photons / f['atl06_rec']['wall_s'] * mph:6.2f} M photons/s"),
         _line("atl03s in-process (streamed)", a3, f"{a3['rows'] / a3['wall_s'] * mph:6.2f} M photon rows/s"),
+        _line("PhoREAL in-process (forest)", f["atl08"],
+              f"{f['atl08']['photons'] / f['atl08']['wall_s'] * mph:6.2f} M photons/s"),
         _line("fit alone, one thread", {**fit, "wall_s": fit["fit_cpu_s"], "cpu_s": fit["fit_cpu_s"]},
               f"{fit['entries'] / fit['fit_cpu_s'] * mph:6.2f} M entries/s/core"),
         f"{'whole `icesat2sr atl06` (CLI)':32s} {f['cli_atl06_s']:8.2f}",

@@ -13,9 +13,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .request.errors import Icesat2srError, ParameterError, ServiceError
+from .request.errors import Icesat2srError, ParameterError, ServiceError, WriteError
+from .request.output import FORMATS as _OUTPUT_FORMATS
+
+FORMATS = (*_OUTPUT_FORMATS, "h5")
 
 EXIT_BAD_INPUT = 2
+GRANULE_TIMEOUT_S = 1800.0   # per granule; a full ATL03 granule takes well under a minute per core
 
 
 class UsageError(Icesat2srError):
@@ -38,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return args.run(args) or 0
-    except ServiceError as exc:
+    except (ServiceError, WriteError) as exc:
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -68,10 +72,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(parser_class=_Parser, metavar="COMMAND")
     _add_synth(sub)
-    for kind in ("atl06", "atl03s"):
+    for kind in ("atl06", "atl03s", "atl08"):
         _add_process(sub, kind)
-    for kind in ("atl06p", "atl03sp"):
+    for kind in ("atl06p", "atl03sp", "atl08p"):
         _add_discovered(sub, kind)
+    _add_atl03x(sub)
     _add_index(sub)
     _add_demo(sub)
     _add_bench(sub)
@@ -103,10 +108,13 @@ def _run_synth(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------- atl06 / atl03s
+# ---------------------------------------------------------------------- atl06 / atl03s / atl08
+_WHAT = {"atl06": "ATL06-SR elevations", "atl03s": "photon extents",
+         "atl08": "PhoREAL vegetation metrics (canopy heights; parms {\"phoreal\": {...}})"}
+
+
 def _add_process(sub, kind: str) -> None:
-    what = "ATL06-SR elevations" if kind == "atl06" else "photon extents"
-    p = sub.add_parser(kind, help=f"{what} for named granules")
+    p = sub.add_parser(kind, help=f"{_WHAT[kind]} for named granules")
     p.add_argument("resources", nargs="+", metavar="RESOURCE", help="ATL03 granule file names")
     _add_request_options(p)
     p.set_defaults(run=_run_process, kind=kind)
@@ -117,9 +125,28 @@ def _add_request_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asset", default="atlas-local", help="atlas-local (default), atlas-s3 or nsidc-s3")
     p.add_argument("--parms", default=None, metavar="JSON|@FILE", help="request parameters")
     p.add_argument("--poly", default=None, metavar="GEOJSON", help="region: a GeoJSON file")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output .parquet, .csv or .h5")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output file: .parquet (GeoParquet), .feather, .csv or .h5")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="file format instead of the extension's (e.g. parquet: no geometry column)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--granule-timeout", type=_positive(float, "seconds"), default=GRANULE_TIMEOUT_S,
+                   metavar="SECONDS", help=f"stop a granule that takes longer (default {GRANULE_TIMEOUT_S:g})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _positive(kind: type, unit: str):
+    """argparse type: a positive finite number (``--workers 0`` is an error, not "the default")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {unit}, got {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number of {unit}, got {text}")
+        return value
+    return parse
 
 
 def request_parms(text: str | None, poly_file: str | None, asset: str):
@@ -152,92 +179,73 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
-def check_output(path: Path) -> None:
-    """Fail early (before any work) on an output we could not write."""
-    from .formats.frames import FORMATS
+def summary_frame(results: list, kind: str):
+    """Time, ground track and height of every row (for :func:`print_summary`)."""
+    import numpy as np
+    import pandas as pd
 
-    if path.suffix.lower() not in FORMATS:
-        raise UsageError(f"output {path} must end in {', '.join(FORMATS)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"output folder {parent} does not exist")
-    if path.is_dir():
-        raise UsageError(f"output {path} is a folder")
+    from .science.records import EXTENT, concat
+
+    ok = [r for r in results if r.error is None]
+    if kind == "atl03x":
+        frame = concat(ok, kind).frame or {}
+        height = "h_mean" if "h_mean" in frame else "height"
+        data = {"gt": frame.get("gt", np.zeros(0, np.uint8)), height: frame.get(height, np.zeros(0))}
+        time_ns = frame.get("time_ns", np.zeros(0, np.int64))
+    elif kind in ("atl06", "atl08"):
+        merged = concat(ok, kind)
+        rows, height = (merged.elevations, "h_mean") if kind == "atl06" else (merged.vegetation, "h_canopy")
+        data = {"gt": rows["gt"]} if "gt" in rows.dtype.names else {}
+        data[height] = rows[height]
+        time_ns = rows["time"]
+    else:
+        merged = concat(ok, kind)
+        counts = np.diff(merged.offsets)
+        heads = merged.extents if len(merged.extents) else np.zeros(0, EXTENT)
+        data = {"track": np.repeat(heads["track"], counts), "pair": np.repeat(heads["pair"], counts),
+                "height": merged.photons["height"]}
+        time_ns = merged.photons["time"]
+    index = pd.Index(np.asarray(time_ns, dtype=np.int64).view("datetime64[ns]"), name="time")
+    return pd.DataFrame(data, index=index).sort_index()
 
 
 def _run_process(args) -> int:
     from .engine import run_many
+    from .formats.destination import check_destination, write_results
+    from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
-    from .science.records import concat
 
-    check_output(args.output)
+    check_destination(args.output, fmt=args.format)
+    fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
+    parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
     for name in args.resources:
         check_resource_name(name)
+    check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
-    if args.kind == "atl03s":
-        failed = stream_photons(asset, list(dict.fromkeys(args.resources)), parms, args.output, args.quiet,
+    if args.kind == "atl03s":   # photons stream to the file: never held whole
+        failed = stream_photons(asset, list(dict.fromkeys(args.resources)), parms, args.output, fmt, args.quiet,
                                 keep_failed=False)
         if failed:
             raise Icesat2srError("; ".join(r.error[1] for r in failed))
         return 0
     results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty()))
+                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = [r for r in results if r.error]
     if failed:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
-    order = {name: i for i, name in enumerate(args.resources)}
-    merged = concat(sorted(results, key=lambda r: order[r.granule]), args.kind, compact=parms.compact)
-    rows = write_result(merged, args.output, parms.to_dict())
+    names = list(dict.fromkeys(args.resources))
+    write_results(results, args.kind, args.output, fmt, parms.to_dict(), names)
     if not args.quiet:
-        print_rows_summary(rows, args.kind, args.output, time.perf_counter() - started)
+        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
-
-
-def write_result(merged, output: Path, parms: dict):
-    """Write a (merged) result's frame to ``output`` (the format of its extension), atomically.
-
-    The same file as ``frames.write(result_frame(merged))``, without building a GeoDataFrame
-    (no pandas for GeoParquet or HDF5). Returns the frame's rows.
-    """
-    from .formats.frames import frame_columns
-    from .formats.stream import FrameWriter, Rows
-
-    rows = Rows(*frame_columns(merged))
-    with FrameWriter(output, parms, empty=rows) as writer:
-        writer.write(rows)
-    return rows
-
-
-def print_rows_summary(rows, kind: str, output: Path, elapsed: float) -> None:
-    """Rows per beam, time span, elapsed time (as :func:`print_summary`, from numpy rows)."""
-    import numpy as np
-
-    what = "elevations" if kind.startswith("atl06") else "photons"
-    print(f"{len(rows)} {what} -> {output} ({elapsed:.1f} s)")
-    c = rows.columns
-    if len(rows) == 0:
-        return
-    span = rows.time_ns[[0, -1]].astype("datetime64[ns]")
-    print(f"time span: {span[0]} .. {span[1]} UTC")
-    if "gt" in c:
-        key, label, names = c["gt"].astype(np.int64), "gt", str
-    elif "track" in c:
-        key, label = c["track"].astype(np.int64) * 2 + c["pair"], "track/pair"
-        names = lambda k: f"{k // 2}/{k % 2}"                   # noqa: E731
-    else:
-        return
-    height = c["h_mean"] if "h_mean" in c else c["height"]
-    print(f"{label:>10} {'rows':>8} {'median_h':>10} {'min_h':>10} {'max_h':>10}")
-    for k in np.unique(key):
-        h = height[key == k]
-        print(f"{names(int(k)):>10} {len(h):>8} {np.median(h):>10.2f} {h.min():>10.2f} {h.max():>10.2f}")
 
 
 def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
     """Rows per beam, time span, elapsed time."""
-    what = "elevations" if kind.startswith("atl06") else "photons"
+    units = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
+    what = units[kind.rstrip("p")]
     print(f"{len(gdf)} {what} -> {output} ({elapsed:.1f} s)")
     if len(gdf) == 0:
         return
@@ -248,7 +256,7 @@ def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
         keys, label = ["track", "pair"], "track/pair"
     else:
         return
-    height = "h_mean" if "h_mean" in gdf.columns else "height"
+    height = next(h for h in ("h_mean", "h_canopy", "height") if h in gdf.columns)
     table = gdf.groupby(keys)[height].agg(["count", "median", "min", "max"])
     print(f"{label:>10} {'rows':>8} {'median_h':>10} {'min_h':>10} {'max_h':>10}")
     for key, row in table.iterrows():
@@ -259,7 +267,8 @@ def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
 
 # ---------------------------------------------------------------------- demo
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="the whole story on synthetic granules: synth -> ATL06-SR -> GeoParquet")
+    p = sub.add_parser("demo", help="the whole story on synthetic granules: synth -> ATL06-SR and PhoREAL -> "
+                                    "GeoParquet + plots")
     p.add_argument("--out", type=Path, default=Path("demo-output"))
     p.add_argument("--granules", type=int, default=3)
     p.add_argument("--segments", type=int, default=3000)
@@ -268,6 +277,7 @@ def _add_demo(sub) -> None:
 
 
 DEMO_PARMS = {"srt": 3, "cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}  # seed §2.5
+DEMO_VEGETATION = {"srt": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0, "geoloc": "center"}}
 
 
 def _run_demo(args) -> int:
@@ -294,7 +304,45 @@ def _run_demo(args) -> int:
     plot(gdf, picture, title="icesat2sr demo: ATL06-SR on synthetic granules")
     print_summary(gdf, "atl06", output, time.perf_counter() - started)
     print(f"plot -> {picture}")
+    _demo_vegetation(args)
     return 0
+
+
+def _demo_vegetation(args) -> None:
+    """PhoREAL over a synthetic forest of known stand heights: GeoParquet and a vegetation panel."""
+    import numpy as np
+
+    from .client import icesat2
+    from .client.plot import plot_vegetation
+    from .formats.frames import write
+    from .request.names import BEAMS
+    from .synth import GranuleSpec, canopy_truth, granule_name, read_spec, write_granule
+
+    started = time.perf_counter()
+    forest = args.out / "forest"
+    spec = GranuleSpec(segments=max(args.segments, 600), seed=args.seed, forest=True, sc_orient=0)
+    if not (forest / granule_name(spec)).exists():
+        print(f"synthesising a forest granule in {forest} ...")
+        write_granule(forest, spec)
+    spec = read_spec(forest / granule_name(spec))
+    icesat2.init(path=str(forest))
+    print(f"icesat2.atl08p (PhoREAL) on the forest with {DEMO_VEGETATION}")
+    gdf = icesat2.atl08p(json.loads(json.dumps(DEMO_VEGETATION)), resources=[granule_name(spec)], progress=False)
+    output, picture = args.out / "atl08.parquet", args.out / "atl08.png"
+    write(gdf, output, DEMO_VEGETATION)
+    x = gdf["x_atc"].to_numpy(np.float64)
+    beams = np.array(BEAMS)[gdf["gt"].to_numpy() // 10 - 1]
+    truth = np.full(len(gdf), np.nan)
+    for b in BEAMS:   # the forest's 98th percentile of canopy relief over each extent's 100 m
+        m = beams == b
+        truth[m] = canopy_truth(x[m] - 50.0, x[m] + 50.0, spec, b, np.array([98.0]))[:, 0]
+    plot_vegetation(gdf, picture, title="icesat2sr demo: PhoREAL over a synthetic forest", truth=truth)
+    print_summary(gdf, "atl08", output, time.perf_counter() - started)
+    error = (gdf["h_canopy"].to_numpy() - truth)[np.isfinite(truth) & (gdf["veg_ph_count"].to_numpy() > 50)]
+    if error.size:
+        print(f"h_canopy - truth (98th percentile of the stands' canopy relief), {error.size} forest extents: "
+              f"median {np.median(error):+.2f} m, 95 % within {np.percentile(np.abs(error), 95):.2f} m")
+    print(f"plot -> {picture}")
 
 
 # ---------------------------------------------------------------------- bench
@@ -321,10 +369,18 @@ def _run_bench(args) -> int:
 
 # ---------------------------------------------------------------------- atl06p / atl03sp / index
 def _add_discovered(sub, kind: str) -> None:
-    what = "ATL06-SR elevations" if kind == "atl06p" else "photon extents"
-    p = sub.add_parser(kind, help=f"{what} for every granule the request selects (region, time, rgt...)")
+    engine_kind = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08"}[kind]
+    p = sub.add_parser(kind, help=f"{_WHAT[engine_kind]} for every granule the request selects (region, time, rgt...)")
     _add_request_options(p)
-    p.set_defaults(run=_run_discovered, kind={"atl06p": "atl06", "atl03sp": "atl03s"}[kind])
+    p.set_defaults(run=_run_discovered, kind=engine_kind, resources=[])
+
+
+def _add_atl03x(sub) -> None:
+    p = sub.add_parser("atl03x", help="SlideRule's x-series photon frame (or its surface fit with a \"fit\" "
+                                      "parameter) for named granules, or those the request selects")
+    p.add_argument("resources", nargs="*", metavar="RESOURCE", help="ATL03 granule file names (none: discovery)")
+    _add_request_options(p)
+    p.set_defaults(run=_run_discovered, kind="atl03x")
 
 
 def _run_discovered(args) -> int:
@@ -333,115 +389,112 @@ def _run_discovered(args) -> int:
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
     from .engine import run_many
-    from .granules.assets import resolve_asset
-    from .science.records import concat
+    from .formats.destination import check_destination, write_results
+    from .formats.output import format_of
+    from .granules.assets import check_resource_name, resolve_asset
 
-    check_output(args.output)
+    check_destination(args.output, fmt=args.format)
+    fmt = args.format or format_of(args.output)
     parms = request_parms(args.parms, args.poly, args.asset)
+    parms.for_kind(args.kind)
     asset = resolve_asset(args.asset, args.path)
+    check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
-    names = find_granules(parms, asset)
-    if not args.quiet:
+    if args.resources:
+        names = [check_resource_name(r) for r in dict.fromkeys(args.resources)]
+    else:
+        names = find_granules(parms, asset)
+    if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
-    if args.kind == "atl03s":
-        return _stream_discovered(asset, names, parms, args)
-    results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty()))
+    if args.kind == "atl03s":   # photons stream to the file, a granule at a time
+        failed = stream_photons(asset, list(names), parms, args.output, fmt, args.quiet, keep_failed=True)
+        results = failed
+    else:
+        results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
+                                progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
     for r in failed:
         print(f"failed: {r.error[1]}", file=sys.stderr)
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    merged = concat(sorted(results, key=lambda r: r.granule), args.kind, compact=parms.compact)
-    rows = write_result(merged, args.output, parms.to_dict())
+    if args.kind != "atl03s":
+        write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
-    if not args.quiet:
-        print_rows_summary(rows, args.kind, args.output, time.perf_counter() - started)
+    if not args.quiet and args.kind != "atl03s":
+        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
-def _stream_discovered(asset, names: list[str], parms, args) -> int:
-    """atl03sp: like atl06p, but photons stream to the file granule by granule (in name order)."""
-    names = sorted(names)
-    failed = stream_photons(asset, names, parms, args.output, args.quiet, keep_failed=True)
-    for r in failed:
-        print(f"failed: {r.error[1]}", file=sys.stderr)
-    if names and len(failed) == len(names):
-        print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
-        return 1
-    if not names:
-        print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
-    elif failed:
-        print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
-              file=sys.stderr)
-    return 0
-
-
-def stream_photons(asset, names: list[str], parms, output: Path, quiet: bool, *, keep_failed: bool) -> list:
+def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet: bool, *,
+                   keep_failed: bool) -> list:
     """Photon subsets of granules written to ``output`` as they are computed, in bounded memory.
 
-    Granules are processed one after the other (each on every core), their rows in time order
-    within each granule. With ``keep_failed`` a granule that fails is left out (its rows are staged
-    in a spill file until it completes); otherwise the first failure stops everything and nothing is
-    written. Returns the failed granules' results.
+    Granules are processed one after the other, in the given order (each on every core), their rows
+    in time order within each granule, as a file written whole holds them. With ``keep_failed`` a
+    granule that fails is left out (its rows wait in a spill file until it is done); otherwise the
+    first failure stops everything and nothing is written. Returns the failed granules' results.
     """
     from .engine import iter_granule
-    from .formats.stream import FrameWriter, TimeOrder, read_rows
-    from .science.records import GranuleResult
+    from .formats.destination import _write_error
+    from .formats.output import OutputWriter
+    from .formats.stream import Spill, TimeOrder
 
     started = time.perf_counter()
-    failed: list[GranuleResult] = []
-    bar = _granule_bar(len(names), quiet)
+    failed: list = []
+    bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
     summary = _Summary()
-    with FrameWriter(output, parms.to_dict()) as writer:
-        for name in names:
-            target = FrameWriter(output.with_name(f".{output.name}.granule.parquet")) if keep_failed else writer
-            order, error = None, None
-            for part in iter_granule(asset, name, parms, "atl03s"):
-                if part.result.error is not None:
-                    error = part.result
-                    break
-                order = order or TimeOrder(part.beams)
-                _emit(target, order.push(part.result, part.beam, part.horizon_ns), summary)
-            if error is None and order is not None:
-                _emit(target, order.flush(), summary)
-            if bar is not None:
-                bar.update(1)
-            if error is not None:
-                failed.append(error)
-                if target is not writer:
-                    target.abort()
-                    continue
+    try:
+        with OutputWriter(output, fmt, kind="atl03s", parms=parms.to_dict(), granules=names) as writer:
+            for name in names:
+                spill = Spill(output) if keep_failed else None
+                error, order = None, None
+                for part in iter_granule(asset, name, parms, "atl03s"):
+                    if part.result.error is not None:
+                        error = part.result
+                        break
+                    order = order or TimeOrder(part.beams)
+                    _emit(writer, spill, order.push(part.result, part.beam, part.horizon_ns), summary)
+                if error is None and order is not None:
+                    _emit(writer, spill, order.flush(), summary)
                 if bar is not None:
-                    bar.close()
-                writer.abort()
-                return failed
-            if target is not writer:
-                for rows in read_rows(target.close()):
-                    writer.write(rows)
-                target.path.unlink()
-    if bar is not None:
-        bar.close()
+                    bar.update(1)
+                if error is not None:
+                    failed.append(error)
+                    if spill is None:
+                        writer.abort()
+                        return failed
+                    spill.drop()
+                elif spill is not None:
+                    for table in spill.tables():
+                        writer.add_table(table)
+    except OSError as exc:
+        raise _write_error(output, exc) from None
+    finally:
+        if bar is not None:
+            bar.close()
     if not quiet:
         summary.print(output, time.perf_counter() - started)
     return failed
 
 
-def _emit(writer, rows, summary) -> None:
-    if rows is not None:
-        writer.write(rows)
-        summary.add(rows)
+def _emit(writer, spill, rows, summary) -> None:
+    if rows is None or not len(rows):
+        return
+    table = writer.rows_table(rows.time_ns, rows.columns, rows.lon, rows.lat)
+    if spill is not None:
+        spill.add(table)
+    else:
+        writer.add_table(table)
+    summary.add(rows)
 
 
-def _granule_bar(total: int, quiet: bool):
-    if quiet or not sys.stderr.isatty():
-        return None
+def _granule_bar(total: int):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="granule", desc="granules", leave=False)
@@ -546,8 +599,15 @@ def _add_serve(sub) -> None:
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9081, help="0 picks a free port (printed)")
-    p.add_argument("--workers", type=int, default=None, help="processes per request (default: all cores)")
+    p.add_argument("--workers", type=_positive(int, "processes"), default=None,
+                   help="processes per request (default: all cores)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    p.add_argument("--scratch", default=None, metavar="DIR",
+                   help="folder for output files while they are written (default: a private temporary folder); "
+                        "a request's output.path is the client's, never written here")
+    p.add_argument("--s3-output", default=None, metavar="s3://BUCKET/PREFIX/",
+                   help="accept output.path under this S3 prefix: files are uploaded (boto3 credentials), "
+                        "not streamed back")
     lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
     lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
                      help="granules one request may name or discover (default %(default)s)")
@@ -565,8 +625,8 @@ def _run_serve(args) -> int:
 
     if not Path(args.path).is_dir():
         raise UsageError(f"data folder {args.path} does not exist")
-    if not 0 <= args.port <= 65535 or (args.workers is not None and args.workers < 1):
-        raise UsageError("--port must be 0..65535 and --workers positive")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be 0..65535")
     if args.max_resources < 1:
         raise UsageError("--max-resources must be positive")
     try:
@@ -575,9 +635,14 @@ def _run_serve(args) -> int:
         raise UsageError(f"serve limits: {exc}") from None
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
+    if args.s3_output is not None and not (args.s3_output.startswith("s3://") and args.s3_output.endswith("/")):
+        raise UsageError("--s3-output must look like s3://bucket/prefix/")
+    if args.scratch is not None and not Path(args.scratch).is_dir():
+        raise UsageError(f"scratch folder {args.scratch} does not exist")
+    config = Config(path=args.path, workers=args.workers, max_resources=args.max_resources, scratch=args.scratch,
+                    remote_output=args.s3_output)
     try:
-        serve(Config(path=args.path, workers=args.workers, max_resources=args.max_resources), args.host, args.port,
-              limits, access_log=args.verbose)
+        serve(config, args.host, args.port, limits, access_log=args.verbose)
     except OSError as exc:   # the address is taken or cannot be bound
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0

@@ -12,8 +12,11 @@ A new kind plugs in with one function registered by :func:`kind_step`: it gets a
 :class:`ChunkData` (one batch of extents and the photons they index) and returns the tables of
 that batch as a partial :class:`GranuleResult`.
 
+SlideRule's x-series photon frame (``atl03x``) is made per beam, not in chunks (its surface fit
+lays extents over a whole beam's selected photons).
+
 ``process_granule`` (the whole granule at once) is what callers that want every row run: the
-CLI's atl06 and the local server (in a process pool), and the worker Lambda. A granule that cannot
+CLI (in a process pool), the local server's atl06/atl08 and the worker Lambda. A granule that cannot
 be used yields a result carrying ``error = (code, message)`` instead of raising, so the others'
 results are kept.
 """
@@ -28,7 +31,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -39,8 +42,8 @@ from .granules.reader import BeamPlan, GranuleReader, with_photons
 from .request.errors import ResourceError
 from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
-from .science import ancillary
-from .science.extents import Extents, WalkState, assemble, segment_runs, walk_window
+from .science import ancillary, xseries
+from .science.extents import Extents, WalkState, assemble, segment_runs, walk_window, window_segments
 from .science.fit import FitSettings, fit_extents
 from .science.records import GranuleResult, concat, elevation_rows, photon_rows
 from .science.select import photon_confidence, photon_mask
@@ -80,6 +83,7 @@ class ChunkData:
 
 
 KIND_STEPS: dict[str, Callable[[ChunkData], GranuleResult]] = {}
+KINDS = ("atl06", "atl03s", "atl08", "atl03x")
 
 
 def kind_step(kind: str) -> Callable:
@@ -106,6 +110,15 @@ def fit_step(chunk: ChunkData) -> GranuleResult:
     columns = ancillary.extent_columns(anc, p, ext.offsets, ext.x_rel, fit, np.flatnonzero(fit["fitted"])) \
         if anc else None
     return GranuleResult(beam.granule, "atl06", elevations=rows, ancillary=columns)
+
+
+@kind_step("atl08")
+def vegetation_step(chunk: ChunkData) -> GranuleResult:
+    """PhoREAL: canopy metrics of every extent of the batch."""
+    from .science.phoreal import vegetation_rows
+
+    rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
+    return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins)
 
 
 @kind_step("atl03s")
@@ -176,6 +189,9 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     GranuleResult
         Tables for the granule, or ``error=(code, message)`` if it could not be used.
     """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    parms = parms.for_kind(kind)
     stats: dict[str, float] = {}
     parts = list(iter_granule(asset, resource, parms, kind, stats=stats, workers=workers,
                               chunk_photons=chunk_photons))
@@ -186,7 +202,9 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     parts.sort(key=lambda part: (part.beam, part.seq))
     result = concat([p.result for p in parts], kind, compact=parms.compact)
     result.granule = resource
-    if result.ancillary is None and parms.ancillary:
+    if kind == "atl03x" and not result.frame:
+        result.frame = xseries.empty_frame(parms)
+    if kind != "atl03x" and result.ancillary is None and parms.ancillary:
         result.ancillary = ancillary.empty_columns(parms)
     result.stats = stats
     return result
@@ -215,14 +233,18 @@ def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06",
         ``(beam, seq)`` gives the whole granule's row order. A granule that cannot be used ends
         with one part whose result carries ``error = (code, message)``.
     """
-    if kind not in KIND_STEPS:
-        raise ValueError(f"kind must be one of {tuple(KIND_STEPS)}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    parms = parms.for_kind(kind)
     stats = {} if stats is None else stats
     t0 = time.perf_counter()
     try:
         with GranuleReader(asset, resource, parms) as reader:
             stats["open_s"] = time.perf_counter() - t0
             stats["photons"] = float(sum(p.n_photons for p in reader.beams))
+            if kind == "atl03x":
+                yield from _xseries_parts(reader, parms, stats)
+                return
             job = _Job(reader, parms, kind, stats, chunk_photons)
             for parts in _ordered(job.tasks(), workers or WORKERS):
                 yield from parts
@@ -233,6 +255,42 @@ def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06",
         yield Part(GranuleResult(resource, kind, error=(ResourceError.ERROR, f"{resource}: {exc!r}")))
     finally:
         stats["total_s"] = time.perf_counter() - t0
+
+
+def _xseries_parts(reader: GranuleReader, parms: Parms, stats: dict) -> Iterator[Part]:
+    """atl03x: one part per beam, its photon frame (or that frame's surface fit) made whole."""
+    beams = len(reader.beams)
+    for b, plan in enumerate(reader.beams):
+        t = time.perf_counter()
+        beam = with_photons(plan.segments, reader.photons(plan, 0, plan.n_photons))
+        stats["read_s"] = stats.get("read_s", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        yapc = None
+        if parms.yapc is not None and parms.yapc.version != 0:
+            from .science.yapc import yapc_scores
+            yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
+        elif parms.yapc is not None:
+            yapc = beam.weight_ph
+        conf, mask = select(beam, parms, yapc, beam.photon_segment())
+        frame = xseries.photon_frame(beam, parms, conf, mask, yapc, beam.extra.get("ancillary"))
+        if parms.fit:
+            frame = xseries.surface_fit(frame, parms)
+        stats["step_s"] = stats.get("step_s", 0.0) + time.perf_counter() - t
+        yield Part(GranuleResult(reader.resource, "atl03x", frame=frame), b, 0, _NEVER, beams)
+
+
+def select(beam: Beam, parms: Parms, yapc: np.ndarray | None, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence and selection mask of a beam's photons (``seg``: each photon's segment index).
+
+    PhoREAL's ABoVE classifier, when on, moves photons to top of canopy first (in ``beam``).
+    """
+    conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
+    if parms.phoreal is not None and parms.phoreal.above_classifier and beam.atl08_class is not None:
+        from .science.phoreal import above_classifier
+        beam.atl08_class = above_classifier(beam.atl08_class, beam.relief, conf, beam.solar_elevation[seg], beam.spot)
+    podppd = None if beam.podppd_flag is None else beam.podppd_flag[seg]
+    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd_ph=podppd)
+    return conf, mask
 
 
 def _ordered(tasks: Iterable[Callable[[], list[Part]]], workers: int) -> Iterator[list[Part]]:
@@ -495,12 +553,12 @@ class _Window:
 
     def select(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Confidence, selection mask and YAPC scores of photons a..b-1."""
-        parms, beam = self.task.job.parms, self.beam
-        conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
+        parms, beam, c = self.task.job.parms, self.beam, self.task.chunk
         yapc = None
         if parms.yapc is not None:
             yapc = _yapc_window(self) if parms.yapc.version in (1, 2, 3) else beam.weight_ph
-        mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule)
+        seg = c.run[0] + window_segments(self.run_beam.segment_ph_cnt, self.a, self.b - self.a)
+        conf, mask = select(beam, parms, yapc, seg)
         return conf, mask, yapc
 
 
@@ -548,7 +606,8 @@ def _yapc_window(window: _Window) -> np.ndarray:
 
 # ---------------------------------------------------------------------- many granules
 def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "atl06", *,
-             workers: int | None = None, progress: bool | Callable = False) -> Iterator[GranuleResult]:
+             workers: int | None = None, progress: bool | Callable = False,
+             timeout: float | None = None) -> Iterator[GranuleResult]:
     """Process granules in a local process pool; yield results as they complete.
 
     Parameters
@@ -558,10 +617,25 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
     resources : iterable of str
         Granule names.
     workers : int, optional
-        Processes (default: CPU count, at most the number of granules). ``1`` runs in-process.
+        Processes (default, or 0: CPU count, at most the number of granules). ``1`` without a
+        ``timeout`` runs in-process.
     progress : bool or callable
         ``True`` shows a tqdm progress bar on stderr; a callable gets ``(done, total)``.
+    timeout : float, optional
+        Seconds one granule may run (from its start in a worker). A granule that takes longer
+        has its worker killed and yields an error result saying so; so does a granule whose
+        worker dies. With a timeout every granule runs in a worker process, even with
+        ``workers=1``: a granule that makes the HDF5 reader spin cannot be stopped otherwise.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` negative, or ``timeout`` not a positive finite number.
     """
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be positive, got {workers}")
+    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     names = list(dict.fromkeys(resources))
     workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
     bar = _progress_bar(len(names)) if progress is True else None
@@ -576,27 +650,64 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
             progress(done, len(names))
 
     try:
-        if workers == 1 or len(names) <= 1:
+        if timeout is None and (workers == 1 or len(names) <= 1):
             for name in names:
                 result = process_granule(asset, name, parms, kind)
                 tick()
                 yield result
             return
-        context = multiprocessing.get_context("spawn")  # h5coro uses threads: never fork them
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            pending: set[Future] = {pool.submit(process_granule, asset, n, parms, kind) for n in names}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        tick()
-                        yield future.result()
-            finally:
-                for future in pending:
-                    future.cancel()
+        for result in _pooled(asset, names, parms, kind, workers, timeout):
+            tick()
+            yield result
     finally:
         if bar is not None:
             bar.close()
+
+
+def _pooled(asset: Asset, names: list[str], parms: Parms, kind: str, workers: int,
+            timeout: float | None) -> Iterator[GranuleResult]:
+    """Granules in worker processes (pebble's pool: it kills a worker whose task overruns)."""
+    from pebble import ProcessPool
+
+    pool = ProcessPool(max_workers=workers, context=pool_context())
+    pending: dict[Future, str] = {}
+    try:
+        pending = {pool.schedule(process_granule, args=(asset, n, parms, kind), timeout=timeout): n for n in names}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield _outcome(future, pending.pop(future), kind, timeout)
+    finally:
+        if pending:   # the caller stopped early: kill the running workers
+            pool.stop()
+        else:
+            pool.close()
+        pool.join()
+
+
+def pool_context() -> multiprocessing.context.BaseContext:
+    """Worker processes fork from a clean, single-threaded forkserver with the science preloaded
+    (h5coro uses threads: never fork a process that ran it), or are spawned where there is none."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["icesat2sr.engine"])
+    return context
+
+
+def _outcome(future: Future, name: str, kind: str, timeout: float | None) -> GranuleResult:
+    from pebble import ProcessExpired
+
+    try:
+        return future.result()
+    except TimeoutError:
+        reason = f"processing took longer than {timeout:g} s and was stopped (a corrupt granule?)"
+    except ProcessExpired as exc:
+        reason = f"the worker process died (exit code {exc.exitcode}; out of memory?)"
+    except Exception as exc:  # a bug, or a result that could not be sent back
+        log.error("processing %s failed: %r", name, exc)
+        reason = f"internal error: {exc!r}"
+    return GranuleResult(name, kind, error=(ResourceError.ERROR, f"{name}: {reason}"))
 
 
 def _progress_bar(total: int):

@@ -25,8 +25,17 @@ Model (all numbers are fields of :class:`GranuleSpec`, stored as JSON in the roo
   empty segments) and a few scattered empty segments; afterpulses (3 % of strong-beam ground
   photons, 0.5-6 m below, ``quality_ph`` 1); a few ``quality_ph`` 2 (0.3 % of noise) and, on strong
   beams, ``quality_ph`` 3 photons (TEP, 0.1 % of noise, confidence -2 in every column).
+* ``geolocation/podppd_flag``: nominal (0) but for two degraded runs (:func:`podppd_flags`).
 * ``signal_conf_ph``: columns land (0) and land ice (3) are filled (they differ on purpose);
   ocean, sea ice and inland water are -1, except for TEP photons (-2 everywhere).
+* Forest (``forest=True``, off by default; segments 5 %..28 % along the track): every 20 m
+  segment is a stand whose tree height ``H`` is drawn from N(``forest_height_mean``,
+  ``forest_height_sd``) clipped to [``forest_height_min``, ``forest_height_max``]
+  (:func:`forest_heights`). Per shot, Poisson ``forest_ground_rate * rate`` ground photons and
+  ``forest_canopy_rate * rate`` canopy photons; a canopy photon comes from the crown top
+  (relief uniform in ``H - forest_top_depth .. H``) with probability ``forest_top_fraction``,
+  else from the crown interior (uniform in ``forest_crown_base * H .. H``). :func:`canopy_truth`
+  gives the relief percentiles this implies over any along-track window.
 * Ancillary datasets (the ones SlideRule's ancillary-field requests read), in the real product's
   dtypes, with values that are simple known functions of position (:func:`ancillary_segment_values`,
   :func:`ancillary_photon_values`, :func:`ancillary_background_values`,
@@ -108,8 +117,14 @@ class GranuleSpec:
         Truth surface, see :func:`truth_height`.
     solar_elevation : float
         Solar elevation at the start (deg).
-    afterpulses, zero_photon_segments, gap, canopy : bool
+    afterpulses, zero_photon_segments, gap, canopy, forest : bool
         Feature switches.
+    forest_height_mean, forest_height_sd, forest_height_min, forest_height_max : float
+        Stand (tree) height distribution of the forest (m).
+    forest_canopy_rate, forest_ground_rate : float
+        Canopy and ground photons per shot in the forest, relative to the beam's signal rate.
+    forest_top_fraction, forest_top_depth, forest_crown_base : float
+        Share of canopy photons from the crown top, its depth (m), crown base as a share of ``H``.
     """
 
     rgt: int = 1234
@@ -140,6 +155,16 @@ class GranuleSpec:
     zero_photon_segments: bool = True
     gap: bool = True
     canopy: bool = True
+    forest: bool = False
+    forest_height_mean: float = 22.0
+    forest_height_sd: float = 6.0
+    forest_height_min: float = 5.0
+    forest_height_max: float = 40.0
+    forest_canopy_rate: float = 1.0
+    forest_ground_rate: float = 0.5
+    forest_top_fraction: float = 0.3
+    forest_top_depth: float = 1.0
+    forest_crown_base: float = 0.4
 
     def __post_init__(self) -> None:
         checks = [
@@ -150,8 +175,14 @@ class GranuleSpec:
             (self.start.tzinfo is not None, "start must be an aware UTC datetime"),
             (self.sc_orient in (0, 1, 2), "sc_orient must be 0, 1 or 2"),
             (self.segments >= 1, "segments must be >= 1"),
-            (self.segments >= 100 or not (self.gap or self.canopy or self.zero_photon_segments),
-             "segments must be >= 100 with gap/canopy/zero_photon_segments on"),
+            (self.segments >= 100 or not (self.gap or self.canopy or self.zero_photon_segments or self.forest),
+             "segments must be >= 100 with gap/canopy/zero_photon_segments/forest on"),
+            (0 < self.forest_height_min <= self.forest_height_max and self.forest_height_sd >= 0,
+             "forest heights: 0 < min <= max, sd >= 0"),
+            (0 <= self.forest_top_fraction <= 1 and 0 < self.forest_crown_base < 1
+             and 0 < self.forest_top_depth <= self.forest_height_min, "forest crown: fractions in [0, 1], "
+             "0 < top depth <= minimum height"),
+            (self.forest_canopy_rate >= 0 and self.forest_ground_rate >= 0, "forest rates must be >= 0"),
             (self.background_rate >= 0 and self.signal_rate >= 0, "rates must be >= 0"),
             (0 <= self.background_variation < 1, "background_variation must be in [0, 1)"),
             (self.wavelength > 0, "wavelength must be > 0"),
@@ -278,23 +309,87 @@ def feature_segments(spec: GranuleSpec, beam: str) -> dict[str, np.ndarray]:
         ``"canopy"``: the canopy patch (same in every beam, ~30 % along the track, <= 400 m);
         ``"gap"``: the run of empty segments (same in every beam, ~60 % along, >= 10 segments);
         ``"zero"``: scattered empty segments (per beam, away from the ends, gap and canopy);
-        ``"empty"``: union of gap and zero. Empty arrays when a feature is off.
+        ``"empty"``: union of gap and zero; ``"forest"``: the forest (5 %..28 % along, every beam).
+        Empty arrays when a feature is off.
     """
     m = spec.segments
     none = np.zeros(0, dtype=np.int64)
     canopy = np.arange(int(0.3 * m), int(0.3 * m) + min(20, max(5, m // 10))) if spec.canopy else none
+    forest = np.arange(int(0.05 * m), int(0.28 * m)) if spec.forest else none
     gap = np.arange(int(0.6 * m), int(0.6 * m) + min(50, max(10, m // 100))) if spec.gap else none
     zero = none
     if spec.zero_photon_segments:
         blocked = np.zeros(m, dtype=bool)
         blocked[:5] = blocked[m - 5:] = True
-        for run in (canopy, gap):
+        for run in (canopy, gap, forest):
             if run.size:
                 blocked[max(run[0] - 1, 0): run[-1] + 2] = True
         rng = np.random.default_rng([spec.seed, 100 + BEAMS.index(beam)])
         candidates = np.flatnonzero(~blocked)
         zero = np.sort(rng.choice(candidates, size=max(3, m // 200), replace=False))
-    return {"canopy": canopy, "gap": gap, "zero": zero, "empty": np.union1d(gap, zero)}
+    return {"canopy": canopy, "gap": gap, "zero": zero, "empty": np.union1d(gap, zero), "forest": forest}
+
+
+def forest_heights(spec: GranuleSpec, beam: str) -> np.ndarray:
+    """Tree height (m) of every segment's stand: N(mean, sd) clipped to [min, max]; NaN outside the forest."""
+    out = np.full(spec.segments, np.nan)
+    stands = feature_segments(spec, beam)["forest"]
+    rng = np.random.default_rng([spec.seed, 300 + BEAMS.index(beam)])
+    out[stands] = np.clip(rng.normal(spec.forest_height_mean, spec.forest_height_sd, len(stands)),
+                          spec.forest_height_min, spec.forest_height_max)
+    return out
+
+
+def canopy_truth(x_lo: np.ndarray, x_hi: np.ndarray, spec: GranuleSpec, beam: str,
+                 percentiles: np.ndarray) -> np.ndarray:
+    """Relief percentiles of the forest's canopy photons between along-track ``x_lo`` and ``x_hi``.
+
+    The generator's canopy relief distribution over a window is the mixture of its stands'
+    distributions (top layer and interior, see the module docstring), weighted by how much of
+    each stand lies in the window (photons are evenly spread along track). NaN for windows
+    without forest.
+
+    Parameters
+    ----------
+    x_lo, x_hi : ndarray, shape (E,)
+        Window bounds (m, the ``segment_dist_x`` origin).
+    spec : GranuleSpec
+    beam : str
+    percentiles : ndarray, shape (P,)
+        In percent (0..100).
+
+    Returns
+    -------
+    ndarray, shape (E, P)
+    """
+    _, dist, length = segment_grid(spec)
+    heights = forest_heights(spec, beam)
+    stands = np.flatnonzero(np.isfinite(heights))
+    stands = stands[~np.isin(stands, feature_segments(spec, beam)["empty"])]
+    h = heights[stands]
+    f, top, base = spec.forest_top_fraction, h - spec.forest_top_depth, spec.forest_crown_base * h
+    q = np.asarray(percentiles, dtype=np.float64) / 100.0
+    out = np.full((len(x_lo), len(q)), np.nan)
+    for e, (lo, hi) in enumerate(zip(np.asarray(x_lo), np.asarray(x_hi), strict=True)):
+        w = np.clip(np.minimum(hi, dist[stands] + length[stands]) - np.maximum(lo, dist[stands]), 0.0, None)
+        if w.sum() <= 0:
+            continue
+        r = np.unique(np.concatenate((top[w > 0], h[w > 0], base[w > 0])))
+        cdf = (f * np.clip((r[:, None] - top) / (h - top), 0, 1)
+               + (1 - f) * np.clip((r[:, None] - base) / (h - base), 0, 1)) @ w / w.sum()
+        out[e] = np.interp(q, cdf, r)   # the mixture CDF is linear between its breakpoints
+    return out
+
+
+def podppd_flags(spec: GranuleSpec) -> np.ndarray:
+    """``geolocation/podppd_flag`` of every beam: 0 (nominal) but for two runs of degraded
+    geolocation, 1 (pod_degrade) from 15 % along the track and 2 (ppd_degrade) from 80 %."""
+    m = spec.segments
+    flags = np.zeros(m, dtype=np.int8)   # ATL03's type
+    run = max(3, m // 50)
+    flags[int(0.15 * m): int(0.15 * m) + run] = 1
+    flags[int(0.8 * m): int(0.8 * m) + run] = 2
+    return flags
 
 
 def background_rate(delta_time: np.ndarray, spec: GranuleSpec) -> np.ndarray:
@@ -350,6 +445,7 @@ class _Photons:
     dist_along: np.ndarray   # f4
     h: np.ndarray            # f8 before the f4 cast
     ground: np.ndarray       # truth at x
+    top: np.ndarray          # canopy photons: tree height above the ground at x (NaN for others)
 
 
 def _shots(spec: GranuleSpec, dist: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -369,12 +465,15 @@ def _make_photons(spec: GranuleSpec, beam: str, rng: np.random.Generator, dist: 
     active[feats["empty"]] = False
     in_canopy = np.zeros(len(dist), dtype=bool)
     in_canopy[feats["canopy"]] = True
+    stand = forest_heights(spec, beam)
     on = active[seg_of_shot]
     under = in_canopy[seg_of_shot]
+    wood = np.isfinite(stand)[seg_of_shot]
     rate = spec.signal_rate * (1.0 if is_strong(spec, beam) else spec.weak_ratio)
 
-    n_ground = rng.poisson(np.where(under, 0.35 * rate, rate) * on)
-    n_canopy = rng.poisson(np.where(under, 0.8 * rate, 0.0) * on)
+    n_ground = rng.poisson(np.where(under, 0.35 * rate, np.where(wood, spec.forest_ground_rate * rate, rate)) * on)
+    n_canopy = rng.poisson((np.where(under, 0.8 * rate, 0.0) + np.where(wood, spec.forest_canopy_rate * rate, 0.0))
+                           * on)
     n_noise = rng.poisson(background_rate(shot_dt, spec) * (2.0 * WINDOW / C) * on)
     shots = [np.repeat(np.arange(len(xs)), n) for n in (n_ground, n_canopy, n_noise)]
     parents = np.zeros(0, dtype=np.int64)
@@ -387,19 +486,27 @@ def _make_photons(spec: GranuleSpec, beam: str, rng: np.random.Generator, dist: 
     dist_along = (xs[shot] + rng.normal(0.0, ALONG_SIGMA, len(shot)) - dist[seg]).astype(np.float32)
     x = dist[seg] + dist_along.astype(np.float64)
     ground = truth_height(x, spec, beam)
-    h = ground + np.concatenate([
-        rng.normal(0.0, SIGNAL_SIGMA, len(shots[0])),
-        2.0 + rng.random(len(shots[1])) * (tree_height(x[kind == CANOPY], spec) - 2.0),
-        rng.uniform(-WINDOW / 2, WINDOW / 2, len(shots[2])),
-    ])
+    canopy = kind == CANOPY
+    top = np.full(len(kind), np.nan)
+    top[canopy] = np.where(np.isfinite(stand[seg[canopy]]), stand[seg[canopy]], tree_height(x[canopy], spec))
+    ground_noise = rng.normal(0.0, SIGNAL_SIGMA, len(shots[0]))
+    position = rng.random(len(shots[1]))
+    relief = 2.0 + position * (top[canopy] - 2.0)
+    noise = rng.uniform(-WINDOW / 2, WINDOW / 2, len(shots[2]))
+    if spec.forest:  # forest photons: from the crown top or its interior
+        crown = np.where(rng.random(len(shots[1])) < spec.forest_top_fraction,
+                         top[canopy] - spec.forest_top_depth, spec.forest_crown_base * top[canopy])
+        relief = np.where(np.isfinite(stand[seg[canopy]]), crown + position * (top[canopy] - crown), relief)
+    h = ground + np.concatenate([ground_noise, relief, noise])
     if parents.size:  # afterpulses: same shot and position as their ground photon, 0.5-6 m lower
         shot = np.concatenate([shot, shot[parents]])
         kind = np.concatenate([kind, np.full(parents.size, AFTERPULSE, dtype=np.uint8)])
-        seg, dist_along, x, ground = (np.concatenate([a, a[parents]]) for a in (seg, dist_along, x, ground))
+        seg, dist_along, x, ground, top = (np.concatenate([a, a[parents]]) for a in (seg, dist_along, x, ground, top))
+        top[len(top) - parents.size:] = np.nan
         h = np.concatenate([h, h[parents] - rng.uniform(0.5, 6.0, parents.size)])
 
     order = np.lexsort((-h, shot))  # time order; within a shot, arrival order (highest first)
-    return _Photons(*(a[order] for a in (shot, seg, kind, x, dist_along, h, ground)))
+    return _Photons(*(a[order] for a in (shot, seg, kind, x, dist_along, h, ground, top)))
 
 
 def _draw(rng: np.random.Generator, n: int, values: tuple[int, ...], p: tuple[float, ...]) -> np.ndarray:
@@ -462,7 +569,7 @@ def _atl08_class(ph: _Photons, quality: np.ndarray, spec: GranuleSpec,
     dh = ph.h - ph.ground
     cls[ph.kind == GROUND] = 1
     canopy = ph.kind == CANOPY
-    cls[canopy] = np.where(dh[canopy] > tree_height(ph.x[canopy], spec) - 1.0, 3, 2)
+    cls[canopy] = np.where(dh[canopy] > ph.top[canopy] - 1.0, 3, 2)
     cls[ph.kind == AFTERPULSE] = 0
     cls[(ph.kind == NOISE) & (dh >= -15.0) & (dh <= 25.0) & (quality != 3)] = 0
     dropped = ((ph.kind == GROUND) | (ph.kind == CANOPY)) & (rng.random(len(cls)) < 0.02)
@@ -515,6 +622,7 @@ def _beam_data(spec: GranuleSpec, beam: str, grid: tuple[np.ndarray, np.ndarray,
         "geolocation/delta_time": t0 + (mid - xs[0]) / GROUND_SPEED,
         "geolocation/velocity_sc": (_track_frame(spec, mid - x0)[1] * SC_SPEED).astype(np.float32),
         "geolocation/solar_elevation": (spec.solar_elevation + 2.0 * (mid - x0) / 1e5).astype(np.float32),
+        "geolocation/podppd_flag": podppd_flags(spec),
     }
     atl03.update(ancillary_segment_values(spec, beam, grid))
     atl03.update(ancillary_photon_values(ph.shot, first, cnt))
@@ -562,7 +670,7 @@ def ancillary_segment_values(spec: GranuleSpec, beam: str, grid: tuple[np.ndarra
 
     With ``i`` the segment index and ``u`` the distance of the segment centre from the start (m):
     ``sigma_h = 0.02 + 0.001 (i mod 50)``, ``ref_elev = 1.5 + 1e-6 i`` (rad), ``ref_azimuth = -3 + 1e-4 i``,
-    ``solar_azimuth = 120 + 1e-3 i``, ``podppd_flag = 1`` on every 97th segment (else 0),
+    ``solar_azimuth = 120 + 1e-3 i`` (``podppd_flag``: :func:`podppd_flags`),
     ``surf_type`` (M, 5) = ``[1, 0, 0, 1, 0]`` (``[0, 0, 0, 1, 0]`` on every 7th segment);
     ``geoid = -30 + 1e-4 u``, ``dem_h`` = truth at the centre + 0.5, ``dem_flag = 3``,
     ``tide_ocean`` = fill on the first half of the segments, ``0.4 sin(u / 3000)`` after,
@@ -581,7 +689,6 @@ def ancillary_segment_values(spec: GranuleSpec, beam: str, grid: tuple[np.ndarra
         "geolocation/ref_elev": (1.5 + 1e-6 * i).astype(np.float32),
         "geolocation/ref_azimuth": (-3.0 + 1e-4 * i).astype(np.float32),
         "geolocation/solar_azimuth": (120.0 + 1e-3 * i).astype(np.float32),
-        "geolocation/podppd_flag": (i % 97 == 0).astype(np.int8),
         "geolocation/surf_type": surf,
         "geophys_corr/geoid": (-30.0 + 1e-4 * u).astype(np.float32),
         "geophys_corr/dem_h": (truth_height(dist + length / 2.0, spec, beam) + 0.5).astype(np.float32),
@@ -633,7 +740,8 @@ def ancillary_land_segment_values(spec: GranuleSpec, beam: str, beg: np.ndarray,
 
     ``terrain/h_te_best_fit`` / ``h_te_median`` = truth at the land segment's centre (+ 0.05 for the
     median), ``canopy/h_canopy`` = tree height at the centre inside the canopy patch, fill elsewhere,
-    ``canopy/canopy_openness = 1 + 0.01 j``, ``segment_landcover`` 111 in the patch, else 121 (int16),
+    ``canopy/canopy_openness = 1 + 0.01 j``, ``segment_landcover`` 111 in the patch or the forest,
+    else 121 (int16),
     ``segment_snowcover = 1`` (int8), ``h_dif_ref = 0.25 - 1e-3 j``, ``rgt`` = the granule's (int16),
     ``sigma_atlas_land = 0.2 + 1e-3 j``, ``cloud_flag_atm = j mod 3`` (int8), ``night_flag = 0`` (int32).
     """
@@ -641,13 +749,14 @@ def ancillary_land_segment_values(spec: GranuleSpec, beam: str, beg: np.ndarray,
     j = np.arange(len(beg))
     x = (dist[beg] + dist[end] + length[end]) / 2.0
     patch = np.isin(beg, feature_segments(spec, beam)["canopy"]) | np.isin(end, feature_segments(spec, beam)["canopy"])
+    wooded = patch | np.isin(beg, feature_segments(spec, beam)["forest"])
     ground = truth_height(x, spec, beam)
     return {
         "land_segments/terrain/h_te_best_fit": ground.astype(np.float32),
         "land_segments/terrain/h_te_median": (ground + 0.05).astype(np.float32),
         "land_segments/canopy/h_canopy": np.where(patch, tree_height(x, spec), FILL_F4).astype(np.float32),
         "land_segments/canopy/canopy_openness": (1.0 + 0.01 * j).astype(np.float32),
-        "land_segments/segment_landcover": np.where(patch, 111, 121).astype(np.int16),
+        "land_segments/segment_landcover": np.where(wooded, 111, 121).astype(np.int16),
         "land_segments/segment_snowcover": np.ones(len(j), dtype=np.int8),
         "land_segments/h_dif_ref": (0.25 - 1e-3 * j).astype(np.float32),
         "land_segments/rgt": np.full(len(j), spec.rgt, dtype=np.int16),

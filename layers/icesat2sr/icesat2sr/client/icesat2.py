@@ -1,5 +1,5 @@
 """Our Python client, with the field's names: ``init``, ``atl06``, ``atl06p``, ``atl03s``,
-``atl03sp``, ``indexer``, ``toregion``, ``gps2utc``.
+``atl03sp``, ``atl08``, ``atl08p`` (PhoREAL), ``indexer``, ``toregion``, ``gps2utc``.
 
 ``init()`` (no URL) runs everything on this machine (the embedded engine, a process pool over
 local granules); ``init("host:port")`` or ``init("https://...")`` sends the same requests to an
@@ -7,6 +7,9 @@ local granules); ``init("host:port")`` or ``init("https://...")`` sends the same
 Either way results are GeoDataFrames indexed by UTC ``time`` (:mod:`icesat2sr.formats.frames`), or, with a
 ``callback(resource, result, result_cnt, total_resources)``, are handed over one granule at a time
 and nothing is returned (the seed's callbacks, e.g. :class:`icesat2sr.formats.writers.Hdf5Writer`).
+With SlideRule's ``output`` parameter the rows go to that file instead (written here, on the
+client's machine, by the shared writers of :mod:`icesat2sr.formats.output`) and the call returns
+its frame (``open_on_complete``) or its path, as the official client does.
 
 Examples
 --------
@@ -174,6 +177,29 @@ def atl03sp(parm: dict, asset: str | None = None, max_workers: int = 0, version:
     return _request("atl03s", parm, asset, max_workers, version, callback, resources, keep_id, progress)
 
 
+def atl08(parm: dict, resource: str, asset: str | None = None):
+    """PhoREAL vegetation metrics of one granule (GeoDataFrame indexed by ``time``)."""
+    return atl08p(parm, asset, resources=[resource], progress=False)
+
+
+def atl08p(parm: dict, asset: str | None = None, max_workers: int = 0, version: str | int | None = None,
+           callback: Callback | None = None, resources: list[str] | None = None, keep_id: bool = False,
+           progress: bool | None = None):
+    """PhoREAL vegetation metrics of many granules; arguments as :func:`atl06p`.
+
+    ``parm["phoreal"]`` (``binsize``, ``geoloc``, ``use_abs_h``, ``send_waveform``,
+    ``above_classifier``) configures the algorithm; without it PhoREAL runs with its defaults.
+    One row per extent, SlideRule's columns (``h_canopy``, ``h_te_median``, ``canopy_h_metrics``:
+    the relief at percentiles 5, 10, ..., 95, 100 as one array per row, ...).
+
+    Examples
+    --------
+    >>> gdf = icesat2.atl08p({"len": 100, "res": 100, "phoreal": {"binsize": 1.0}}, resources=names)  # doctest: +SKIP
+    >>> gdf["canopy_h_metrics"].str[9]      # the 50th percentile                                   # doctest: +SKIP
+    """
+    return _request("atl08", parm, asset, max_workers, version, callback, resources, keep_id, progress)
+
+
 def indexer(resources: list[str], asset: str | None = None):
     """SlideRule's index records (``atl03rec.index``) of granules, as a pandas DataFrame.
 
@@ -327,6 +353,9 @@ def _request(kind: str, parm: dict, asset: str | None, max_workers: int, version
     from ..formats.frames import result_frame
 
     parm = dict(parm or {})
+    output = _local_output(parm.pop("output", None))
+    if output is not None:
+        callback = None   # as SlideRule: with output, the rows go to the file
     if asset is not None:
         parm["asset"] = asset
     if version is not None and "version" not in parm:
@@ -362,9 +391,42 @@ def _request(kind: str, parm: dict, asset: str | None, max_workers: int, version
     if callback is not None:
         return None
     done.sort(key=lambda r: (order.get(r.granule, len(order)), r.granule))
+    if output is not None:
+        return _write_output(output, kind, parm, done)
     gdf = result_frame(concat(done, kind, compact=compact), keep_id=keep_id)
     gdf.attrs["failed"] = failed
     return gdf
+
+
+def _local_output(value):
+    """The request's ``output``, checked; our client writes it on this machine (no ``s3://``)."""
+    if value is None:
+        return None
+    from ..request.output import parse_output
+
+    output = parse_output("output", value)
+    if output.remote:
+        raise ParameterError("output.path", "this client writes output files on this machine: name a local path "
+                                            "(s3:// output is written by a deployment's jobs)")
+    return output
+
+
+def _write_output(output, kind: str, parm: dict, results: list[GranuleResult]):
+    """Write the results to ``output.path``; its frame when ``open_on_complete``, else the path."""
+    from ..formats.output import OutputWriter
+
+    with OutputWriter(output.path, output.format, kind=kind, parms=Parms.from_dict(parm).to_dict(),
+                      granules=[r.granule for r in results], fields=output.fields,
+                      validate=output.with_validation) as writer:
+        writer.extend(results)
+    if not output.open_on_complete:
+        return output.path
+    import geopandas
+    import pandas as pd
+
+    read = {"geoparquet": geopandas.read_parquet, "parquet": pd.read_parquet, "feather": pd.read_feather,
+            "csv": pd.read_csv}
+    return read[output.format](output.path)
 
 
 def _progress_bar(total: int | None, progress: bool | None):
@@ -389,6 +451,7 @@ def _embedded(kind: str, parm: dict, resources: list[str] | None, max_workers: i
     asset = _asset(parm.get("asset"))
     parm.setdefault("asset", asset.name)
     parms = Parms.from_dict(parm)
+    parms.for_kind(kind)
     if resources is None:
         from ..discovery.find import find_granules
 
@@ -402,8 +465,8 @@ def _remote(kind: str, parm: dict, resources: list[str] | None, max_workers: int
     """Results of a server: one request per named granule (in parallel), or one request that
     lets the server find the granules (``resources: null``)."""
     parm.setdefault("asset", "icesat2")
-    Parms.from_dict(parm)  # fail here, with the same message, rather than once per granule
-    endpoint = "atl06" if kind == "atl06" else "atl03s"
+    Parms.from_dict(parm).for_kind(kind)  # fail here, with the same message, rather than once per granule
+    endpoint = kind
     if resources is None:
         return _remote_discovered(kind, parm), None
     workers = max(1, min(max_workers or _session.workers or DEFAULT_REMOTE_WORKERS, len(resources) or 1))
@@ -448,7 +511,7 @@ def _collect(kind: str, name: str, response, parm: dict) -> GranuleResult:
 def _remote_discovered(kind: str, parm: dict) -> Iterator[GranuleResult]:
     """``resources: null``: the server finds the granules; split its stream at the end-of-granule
     events (:func:`icesat2sr.formats.wire.result_records`), or follow an asynchronous job (HTTP 202)."""
-    endpoint = "atl06p" if kind == "atl06" else "atl03sp"
+    endpoint = {"atl06": "atl06p", "atl03s": "atl03sp", "atl08": "atl08p"}[kind]
     response = _post(endpoint, {"resources": None, "parms": parm}, accept_job=True)
     if response.status_code == 202:
         yield from _follow_job(kind, response.json())
@@ -527,7 +590,7 @@ def _split_granules(merged: GranuleResult, skip: set = frozenset()) -> list[Gran
     for n in names:
         g = parse_name(n)
         key.setdefault((g.rgt, g.cycle, g.region), n)
-    table = merged.elevations if merged.kind == "atl06" else merged.extents
+    table = {"atl06": merged.elevations, "atl08": merged.vegetation}.get(merged.kind, merged.extents)
     ids = table["extent_id"].astype(np.uint64)
     triples = np.stack([ids >> np.uint64(52), (ids >> np.uint64(36)) & np.uint64(0xFFFF),
                         (ids >> np.uint64(32)) & np.uint64(0xF)], axis=1).astype(np.int64)
@@ -538,6 +601,11 @@ def _split_granules(merged: GranuleResult, skip: set = frozenset()) -> list[Gran
         part = GranuleResult(name, merged.kind)
         if merged.kind == "atl06":
             part.elevations = merged.elevations[sel]
+        elif merged.kind == "atl08":
+            part.vegetation = merged.vegetation[sel]
+            if merged.waveforms is not None:   # one waveform per vegetation row, in the same order
+                bins = np.repeat(sel, merged.waveforms["num_bins"].astype(np.int64))
+                part.waveforms, part.waveform = merged.waveforms[sel], merged.waveform[bins]
         else:
             counts = np.diff(merged.offsets)
             keep = np.repeat(sel, counts)
@@ -602,5 +670,5 @@ def _log_message(message: wire.Message) -> None:
         log.log(_LEVELS.get(message.level, logging.INFO), "<%d> %s", message.code, message.text)
 
 
-__all__ = ["Region", "RequestError", "atl03s", "atl03sp", "atl06", "atl06p", "gps2utc", "indexer", "init",
-           "toregion"]
+__all__ = ["Region", "RequestError", "atl03s", "atl03sp", "atl06", "atl06p", "atl08", "atl08p", "gps2utc", "indexer",
+           "init", "toregion"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..granules.assets import Asset
+from ..granules.assets import CATALOG_NAME, Asset
 from ..granules.h5read import Read
 from ..request.errors import ParameterError, ResourceError
 from ..request.names import BEAMS, GT_CODE, parse_name
@@ -37,7 +37,6 @@ from ..request.timeutil import ATLAS_SDP_EPOCH_GPS, delta_time_to_ns
 
 log = logging.getLogger(__name__)
 
-CATALOG_NAME = ".icesat2sr-catalog.parquet"
 DEFAULT_STEP = 100          # vertex every 100 segments with photons (~2 km)
 CATALOG_VERSION = 1         # bump when the columns change: older files are rebuilt
 R_EARTH = 6371008.8         # sphere for vertex distances (m); the tests in discovery use the same

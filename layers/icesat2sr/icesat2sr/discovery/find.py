@@ -33,7 +33,7 @@ import numpy as np
 from ..granules.assets import Asset
 from ..granules.h5read import Read
 from ..request.errors import ResourceError
-from ..request.names import GT_CODE, parse_name
+from ..request.names import GT_CODE, matches_pattern, parse_name
 from ..request.params import Parms
 from ..request.polygon import inside, planar, project_points, region_bounds
 from ..request.timeutil import parse_utc
@@ -105,15 +105,16 @@ def find_granules(parms: Parms, asset: Asset, *, use_catalog: bool = True, save_
 
 # ---------------------------------------------------------------------- names and times
 def matches_name(name: str, parms: Parms) -> bool:
-    """rgt/cycle/region/version of an ATL03 file name against the request (None = any)."""
+    """rgt/cycle/region/version and ``name_filter`` of an ATL03 file name against the request (None = any)."""
     g = parse_name(name)
     return g.product == 3 and all(want is None or want == have for want, have in (
-        (parms.rgt, g.rgt), (parms.cycle, g.cycle), (parms.region, g.region), (parms.version, g.version)))
+        (parms.rgt, g.rgt), (parms.cycle, g.cycle), (parms.region, g.region), (parms.version, g.version))) \
+        and (parms.name_filter is None or matches_pattern(name, parms.name_filter))
 
 
 def query_window(parms: Parms) -> tuple[int | None, int | None]:
     """``t0``/``t1`` as UTC ns (None = open)."""
-    return tuple(None if t is None else int(parse_utc(t).timestamp()) * _NS for t in (parms.t0, parms.t1))
+    return tuple(None if t is None else round(parse_utc(t).timestamp() * 1e6) * 1000 for t in (parms.t0, parms.t1))
 
 
 def name_window(name: str) -> tuple[int, int]:
@@ -225,7 +226,7 @@ def _search_cmr(parms: Parms) -> list[str]:
         box = tuple(math.floor(v * 1e6) / 1e6 if i < 2 else math.ceil(v * 1e6) / 1e6 for i, v in enumerate(box))
     temporal = (parms.t0, parms.t1) if (parms.t0 or parms.t1) else None
     granules = cmr.search(version=parms.version or cmr.DEFAULT_VERSION, bounding_box=box, temporal=temporal,
-                          pattern=cmr.name_pattern(parms.rgt, parms.cycle, parms.region))
+                          pattern=parms.name_filter or cmr.name_pattern(parms.rgt, parms.cycle, parms.region))
     return sorted({g.name for g in granules if matches_name(g.name, parms)})
 
 

@@ -5,6 +5,12 @@ UTC), point geometry from longitude/latitude, CRS EPSG:7912, ``extent_id`` dropp
 ``keep_id``; photon frames get the client's ``spot``. The seed's columns are added: elevations
 keep ``lat``/``lon`` copies, photons keep ``latitude``/``longitude``. Writers pick the format
 from the file extension and write atomically: on any error the target is left as it was.
+
+PhoREAL frames (``atl08``) are the client's ``atl08p`` frame: the vegetation record's columns with
+``canopy_h_metrics`` as ONE column of 20-value arrays, and with ``send_waveform`` the waveform
+record's ``num_bins``, ``binsize`` and ``waveform`` (an array per row) merged by extent. Array
+columns become list columns in Parquet, 2-D or variable-length datasets in HDF5, and in CSV
+``canopy_h_metrics_0..19`` columns (fixed length) or space-separated numbers (``waveform``).
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from ..science.records import GranuleResult
 
 CRS = "EPSG:7912"
 FORMATS = (".parquet", ".csv", ".h5")
-# in the atl03rec struct but not in SlideRule's record definition, so not in the client's frame
+# in the atl03rec / atl08rec.vegetation structs but not in SlideRule's record definitions,
+# so not in the client's frame
 _EXTENT_HIDDEN = ("spacecraft_velocity", "extent_length")
+_VEGETATION_HIDDEN = ("pflags",)
 
 
 def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
@@ -39,6 +47,7 @@ def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndar
         Index values (ns since the Unix epoch, UTC), sorted (stable).
     columns : dict of str -> ndarray
         Columns in frame order; the key ``"geometry"`` (value None) marks where geometry goes.
+        Array-valued columns (atl08) are 2-D (fixed length) or object arrays of 1-D arrays.
     lon, lat : ndarray[float64]
         Point coordinates, in the same (sorted) order.
     """
@@ -48,6 +57,8 @@ def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndar
         columns = {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names}
         columns["lat"], columns["lon"] = columns["latitude"], columns["longitude"]
         lon, lat = columns.pop("longitude"), columns.pop("latitude")
+    elif result.kind == "atl08":
+        columns, lon, lat = _vegetation_columns(result)
     else:
         counts = np.diff(result.offsets).astype(np.int64)
         columns = {name: np.repeat(result.extents[name], counts) for name in result.extents.dtype.names
@@ -67,6 +78,30 @@ def frame_columns(result: GranuleResult, keep_id: bool = False) -> tuple[np.ndar
     if spot is not None:
         columns["spot"] = spot[order]
     return time_ns[order], columns, lon[order], lat[order]
+
+
+def _vegetation_columns(result: GranuleResult) -> tuple[dict, np.ndarray, np.ndarray]:
+    rows = result.vegetation
+    columns = {name: np.ascontiguousarray(rows[name]) for name in rows.dtype.names if name not in _VEGETATION_HIDDEN}
+    lon, lat = columns.pop("longitude"), columns.pop("latitude")
+    if result.waveforms is not None:   # the client merges waverec by extent_id (left join)
+        heads = result.waveforms
+        bins = np.split(result.waveform, np.cumsum(heads["num_bins"], dtype=np.int64)[:-1])
+        order = np.argsort(heads["extent_id"], kind="stable")
+        position = np.searchsorted(heads["extent_id"], rows["extent_id"], sorter=order)
+        found = order[np.minimum(position, len(order) - 1)] if len(order) else position
+        if len(rows) and not np.array_equal(heads["extent_id"][found], rows["extent_id"]):
+            raise ValueError("a vegetation record has no waveform record")
+        columns["num_bins"] = heads["num_bins"][found]
+        columns["binsize"] = heads["binsize"][found]
+        columns["waveform"] = _objects([bins[i] for i in found])
+    return columns, lon, lat
+
+
+def _objects(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def add_ancillary(columns: dict, ancillary: dict, kind: str) -> None:
@@ -113,7 +148,8 @@ def result_frame(result: GranuleResult, keep_id: bool = False):
     import pandas as pd
 
     time_ns, columns, lon, lat = frame_columns(result, keep_id)
-    data = {name: values for name, values in columns.items() if name != "geometry"}
+    data = {name: _objects(list(values)) if values.ndim == 2 else values
+            for name, values in columns.items() if name != "geometry"}
     frame = pd.DataFrame(data, index=pd.Index(time_ns.view("datetime64[ns]"), name="time"))
     gdf = geopandas.GeoDataFrame(frame, geometry=geopandas.points_from_xy(lon, lat), crs=CRS)
     return gdf[list(columns)]
@@ -167,20 +203,67 @@ def _write_parquet(gdf, path: str, parms: dict | None) -> None:
 
 
 def _write_csv(gdf, path: str, parms: dict | None) -> None:
-    gdf.drop(columns="geometry").to_csv(path, index=True, date_format="%Y-%m-%dT%H:%M:%S.%fZ", float_format="%.10g")
+    csv_table(gdf.drop(columns="geometry")).to_csv(path, index=True, date_format="%Y-%m-%dT%H:%M:%S.%fZ",
+                                                   float_format="%.10g")
+
+
+def csv_table(frame):
+    """The frame as CSV writes it: array columns as ``name_0..name_k`` when every row has the same
+    length, else as space-separated numbers in one column."""
+    import pandas as pd
+
+    parts = []
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object or not len(column) or not isinstance(column.iloc[0], np.ndarray | tuple | list):
+            parts.append(column)
+            continue
+        lengths = {len(v) for v in column}
+        if len(lengths) == 1:
+            values = np.stack([np.asarray(v) for v in column])
+            parts.append(pd.DataFrame(values, index=frame.index,
+                                      columns=[f"{name}_{k}" for k in range(values.shape[1])]))
+        else:
+            parts.append(column.map(lambda v: " ".join(f"{x:.10g}" for x in v)))
+    return pd.concat(parts, axis=1) if parts else frame
+
+
+def h5_dataset(group, name: str, column, **options) -> None:
+    """One frame column as an HDF5 dataset: array columns as a 2-D dataset (same lengths) or a
+    variable-length one."""
+    values = column.to_numpy()
+    if values.dtype == object and len(values) and isinstance(values[0], np.ndarray | tuple | list):
+        import h5py
+
+        items = [np.asarray(v) for v in values]
+        dtype = np.result_type(*items)
+        if len({len(v) for v in items}) == 1:
+            group.create_dataset(name, data=np.stack(items).astype(dtype), **options)
+        else:
+            group.create_dataset(name, data=items, dtype=h5py.vlen_dtype(dtype), **options)
+        return
+    group.create_dataset(name, data=values, **options)
 
 
 def _write_h5(gdf, path: str, parms: dict | None) -> None:
+    """HDF5 built in memory, then written with one plain file write: a failing disk (full, file
+    size limit) is then an ordinary OSError, never the HDF5 library failing in mid-file (which
+    leaves h5py objects that crash the interpreter when they are freed)."""
+    import io
+
     import h5py
 
-    with h5py.File(path, "w") as f:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         f.create_dataset("time", data=gdf.index.to_numpy().astype("datetime64[ns]").astype(np.int64))
         f["time"].attrs["units"] = "ns since 1970-01-01T00:00:00Z (UTC)"
         for name in gdf.columns.drop("geometry"):
-            f.create_dataset(name, data=gdf[name].to_numpy())
+            h5_dataset(f, name, gdf[name])
         f.attrs["crs"] = CRS
         if parms is not None:
             f.attrs["parms"] = json.dumps(parms)
+    with open(path, "wb") as out:
+        out.write(buffer.getbuffer())
 
 
 _WRITERS = {".parquet": _write_parquet, ".csv": _write_csv, ".h5": _write_h5}

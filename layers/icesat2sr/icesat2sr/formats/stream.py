@@ -1,26 +1,26 @@
-"""Photon results written as they stream in: in time order, in bounded memory, one file.
+"""Photon results written as they stream in: in time order, in bounded memory.
 
 A granule's partial results arrive chunk by chunk, beam after beam (``icesat2sr.engine.iter_granule``).
 :class:`TimeOrder` releases their rows in the order a stable sort by time of the whole granule
-would give (the order of :func:`icesat2sr.formats.frames.frame_columns`), holding back only the
-rows a later part could still precede. :class:`FrameWriter` appends released rows to a
-``.parquet``, ``.csv`` or ``.h5`` file holding what :func:`icesat2sr.formats.frames.write` writes
-for the whole frame; like it, the target appears only when the file is complete.
+would give (the order of :func:`icesat2sr.formats.frames.frame_columns`, i.e. of a result file
+written whole), holding back only the rows a later part could still precede; the rows go to an
+:class:`icesat2sr.formats.output.OutputWriter`. :class:`Spill` holds a granule's rows on disk until
+the granule is done.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..science.records import EXTENT, PHOTON, GranuleResult
-from .frames import CRS, frame_columns
+from ..science.records import GranuleResult
+from .frames import frame_columns
 
-CSV_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -53,13 +53,6 @@ class Rows:
 def photon_rows(result: GranuleResult) -> Rows:
     """The frame rows of an atl03s (partial) result."""
     return Rows(*frame_columns(result))
-
-
-def empty_photon_rows() -> Rows:
-    """No photon rows, with the columns and dtypes of an atl03s frame."""
-    empty = GranuleResult("", "atl03s", extents=np.zeros(0, EXTENT), photons=np.zeros(0, PHOTON),
-                          offsets=np.zeros(1, np.int64))
-    return photon_rows(empty)
 
 
 class TimeOrder:
@@ -107,127 +100,46 @@ class TimeOrder:
         return rows.take(np.argsort(rows.time_ns, kind="stable"))
 
 
-class FrameWriter:
-    """A ``.parquet`` (GeoParquet), ``.csv`` or ``.h5`` file written in batches of rows.
+class Spill:
+    """Arrow tables held in a file beside a target (an Arrow IPC file) until kept or dropped.
 
-    The file holds what :func:`icesat2sr.formats.frames.write` writes for the whole frame. It is
-    written under a temporary name beside the target and renamed by :meth:`close`; :meth:`abort`
-    (or an exception inside a ``with`` block) leaves the target as it was.
-
-    Parameters
-    ----------
-    path : path-like
-        The target; its extension picks the format.
-    parms : dict, optional
-        Request parameters, stored as metadata (as ``frames.write`` does).
-    empty : Rows, optional
-        Zero rows with the frame's columns: what an empty file holds (default: an atl03s frame).
+    A granule's streamed rows wait here until the granule is done: a granule that fails midway
+    is then left out of the result file, as a granule that fails at once is.
     """
 
-    def __init__(self, path: str | os.PathLike, parms: dict | None = None, empty: Rows | None = None):
-        self.path = Path(path)
-        self.format = self.path.suffix.lower()
-        if self.format not in (".parquet", ".csv", ".h5"):
-            raise ValueError(f"unsupported output format '{self.path.suffix}' (use .parquet, .csv, .h5)")
-        self.parms = parms
-        self.empty = empty
-        self.rows = 0
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        self._tmp = directory / f".{self.path.name}.{os.getpid()}.{id(self):x}.part"
-        self._tmp.open("xb").close()      # default permissions (mkstemp's 0600 would survive the rename)
-        self._handle = None
-        self._done = False
+    def __init__(self, beside: str | os.PathLike):
+        target = Path(beside)
+        directory = target.parent if str(target.parent) else Path(".")
+        self.path = directory / f".{target.name}.{uuid.uuid4().hex}.spill"
+        self._writer = None
 
-    def __enter__(self) -> FrameWriter:
-        return self
+    def add(self, table) -> None:
+        """Hold a table (all with the first one's schema)."""
+        import pyarrow as pa
 
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        if self._writer is None:
+            self._writer = pa.ipc.new_file(str(self.path), table.schema)
+        self._writer.write_table(table)
 
-    def write(self, rows: Rows | None) -> None:
-        """Append rows (None: nothing)."""
-        if rows is None or len(rows) == 0:
+    def tables(self) -> Iterator:
+        """The held tables, batch by batch, then the file is removed."""
+        import pyarrow as pa
+
+        if self._writer is None:
             return
-        self.rows += len(rows)
-        getattr(self, f"_write_{self.format[1:]}")(rows)
+        self._writer.close()
+        self._writer = None
+        try:
+            with pa.memory_map(str(self.path)) as source:
+                reader = pa.ipc.open_file(source)
+                for i in range(reader.num_record_batches):
+                    yield pa.Table.from_batches([reader.get_batch(i)])
+        finally:
+            self.path.unlink(missing_ok=True)
 
-    def close(self) -> Path:
-        """Finish the file and move it to the target (idempotent)."""
-        if not self._done:
-            if self._handle is None:
-                empty = self.empty if self.empty is not None else empty_photon_rows()
-                getattr(self, f"_write_{self.format[1:]}")(empty)
-            self._close_handle()
-            os.replace(self._tmp, self.path)
-            self._done = True
-        return self.path
-
-    def abort(self) -> None:
-        """Drop the partial file; the target is left as it was."""
-        if not self._done:
-            self._done = True
-            try:
-                self._close_handle()
-            finally:
-                self._tmp.unlink(missing_ok=True)
-
-    def _close_handle(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-
-    # -------------------------------------------------------------- formats
-    def _write_parquet(self, rows: Rows) -> None:
-        from .geoparquet import columns_table
-
-        table = columns_table(rows.time_ns, rows.columns, rows.lon, rows.lat, self.parms, bbox=False)
-        if self._handle is None:
-            import pyarrow.parquet as pq
-
-            self._handle = pq.ParquetWriter(self._tmp, table.schema)
-        self._handle.write_table(table)
-
-    def _write_csv(self, rows: Rows) -> None:
-        import pandas as pd
-
-        data = {name: values for name, values in rows.columns.items() if values is not None}
-        frame = pd.DataFrame(data, index=pd.Index(rows.time_ns.view("datetime64[ns]"), name="time"))
-        first = self._handle is None
-        if first:
-            self._handle = open(self._tmp, "w", newline="")
-        frame.to_csv(self._handle, header=first, index=True, date_format=CSV_DATE_FORMAT, float_format="%.10g")
-
-    def _write_h5(self, rows: Rows) -> None:
-        import h5py
-
-        if self._handle is None:
-            self._handle = h5py.File(self._tmp, "w")
-            self._handle.attrs["crs"] = CRS
-            if self.parms is not None:
-                self._handle.attrs["parms"] = json.dumps(self.parms)
-        data = {"time": rows.time_ns, **{k: v for k, v in rows.columns.items() if v is not None}}
-        for name, values in data.items():
-            if name not in self._handle:
-                self._handle.create_dataset(name, data=values, maxshape=(None, *values.shape[1:]), chunks=True)
-                if name == "time":
-                    self._handle[name].attrs["units"] = "ns since 1970-01-01T00:00:00Z (UTC)"
-            else:
-                ds = self._handle[name]
-                ds.resize(ds.shape[0] + len(values), axis=0)
-                ds[-len(values):] = values
-
-
-def read_rows(path: str | os.PathLike, batch_rows: int = 1 << 20):
-    """Rows of a ``.parquet`` file written by :class:`FrameWriter`, batch after batch."""
-    import pyarrow.parquet as pq
-
-    source = pq.ParquetFile(path)
-    names = [n for n in source.schema_arrow.names if n != "time"]
-    for batch in source.iter_batches(batch_size=batch_rows):
-        columns = {n: (None if n == "geometry" else batch.column(n).to_numpy(zero_copy_only=False)) for n in names}
-        time_ns = batch.column("time").to_numpy().astype("datetime64[ns]").view(np.int64)
-        lon = columns.get("longitude", columns.get("lon"))
-        lat = columns.get("latitude", columns.get("lat"))
-        yield Rows(time_ns, columns, lon, lat)
+    def drop(self) -> None:
+        """Forget the held tables."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.path.unlink(missing_ok=True)

@@ -11,16 +11,21 @@ rows of :mod:`icesat2sr.science.records` (their dtypes ARE the wire layouts), so
 | ``atl06rec`` / ``atl06rec-compact`` | 1..256 elevations (:data:`records.ELEVATION` / ``COMPACT``) |
 | ``atl03rec`` | one photon extent (:data:`records.EXTENT`) followed by its photons (``PHOTON``) |
 | ``atl03rec.index`` | one granule's index entry (:data:`INDEX`) |
+| ``atl08rec`` | 1..256 PhoREAL extents (:data:`records.VEGETATION`) |
+| ``waverec`` | one extent's canopy waveform (:data:`records.WAVEFORM` + its float32 bins) |
 | ``exceptrec`` | code, level, text (a granule that failed, a warning) |
 | ``eventrec`` | time, level, source, message (progress) |
 | ``conrec`` | a container: a result record and its ancillary records together |
 | ``ancfrec`` | one elevation's ancillary values (``ancfrec.field`` each: anc_type, index, datatype, 8 bytes) |
 | ``ancerec`` | one field's values for the photons of one extent |
 | ``ancfrec-icesat2sr``, ``ancerec-icesat2sr`` | the same for ``atl03_corr_fields`` (4), ``atl03_bckgrd_fields`` (5) |
+| ``arrowrec.meta`` / ``.data`` / ``.eof`` | an output file streamed back: name and size, its bytes, its checksum |
+| ``arrowrec.remote`` | an output file written to S3: its URL and size |
 """
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import time as _time
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..science.ancillary import parse_key
-from ..science.records import COMPACT, ELEVATION, EXTENT, PHOTON, GranuleResult
+from ..science.records import COMPACT, ELEVATION, EXTENT, PHOTON, VEGETATION, WAVEFORM, GranuleResult
 
 RECORD_VERSION = 2
 BATCH_SIZE = 256            # elevations per atl06rec, as SlideRule's dispatcher batches them
@@ -61,6 +66,15 @@ ANCE_HEAD = np.dtype({"names": ["extent_id", "num_elements", "anc_type", "field_
                       "formats": ["<u8", "<u4", "u1", "u1", "u1"], "offsets": [0, 8, 12, 13, 14], "itemsize": 15})
 CONTAINER = np.dtype({"names": ["count", "start"], "formats": ["<u4", "<u4"], "offsets": [0, 4], "itemsize": 8})
 CONTAINER_ENTRY = np.dtype({"names": ["size", "offset"], "formats": ["<u4", "<u4"], "offsets": [0, 4], "itemsize": 8})
+# output files (SlideRule's OutputLib records)
+FILE_NAME_SIZE, URL_SIZE = 128, 512
+FILE_CHUNK = 1 << 20        # file bytes per arrowrec.data (the clients unpack each into a tuple of ints)
+ARROW_META = np.dtype({"names": ["filename", "size"], "formats": [f"S{FILE_NAME_SIZE}", "<i8"],
+                       "offsets": [0, FILE_NAME_SIZE], "itemsize": FILE_NAME_SIZE + 8})
+ARROW_EOF = np.dtype({"names": ["filename", "checksum"], "formats": [f"S{FILE_NAME_SIZE}", "<u8"],
+                      "offsets": [0, FILE_NAME_SIZE], "itemsize": FILE_NAME_SIZE + 8})
+ARROW_REMOTE = np.dtype({"names": ["url", "size"], "formats": [f"S{URL_SIZE}", "<i8"], "offsets": [0, URL_SIZE],
+                         "itemsize": URL_SIZE + 8})
 SLIDERULE_ANC_TYPES = (0, 1, 2, 3)   # what the official clients name (ph, geo, atl08, atl06 fields)
 DATATYPE = {"i1": 0, "i2": 1, "i4": 2, "i8": 3, "u1": 4, "u2": 5, "u4": 6, "u8": 7, "f4": 9, "f8": 10}
 """SlideRule's RecordObject field type codes (``datatype`` of ancillary records)."""
@@ -80,6 +94,8 @@ def _definition(dtype: np.dtype, flags: dict[str, str], *, time: tuple[str, ...]
         sub, offset = dtype.fields[name][:2]
         if sub.kind == "S":
             kind, elements = "STRING", sub.itemsize
+        elif sub.subdtype is not None:   # a fixed array, e.g. canopy_h_metrics
+            kind, elements = _TYPE_NAMES[sub.base.str[1:]], int(np.prod(sub.shape))
         else:
             kind, elements = ("TIME8" if name in time else _TYPE_NAMES[sub.str[1:]]), 1
         out[name] = {"type": kind, "offset": offset * 8, "elements": elements,
@@ -97,6 +113,7 @@ _ELEVATION_FLAGS = {"extent_id": "|I", "time": "|T", "latitude": "|Y", "longitud
                                          "dh_fit_dx", "w_surface_window_final", "rms_misfit", "h_sigma")}}
 _EXTENT_FLAGS = {"extent_id": "|I", **{n: _AUX for n in ("region", "track", "pair", "sc_orient", "rgt", "cycle",
                                                          "background_rate", "solar_elevation")}}
+_VEGETATION_FLAGS = {"extent_id": "|I", "time": "|T", "latitude": "|Y", "longitude": "|X"}  # SlideRule 5.5
 _PHOTON_FLAGS = {"time": "|T", "latitude": "|Y", "longitude": "|X",
                  **{n: _AUX for n in ("relief", "landcover", "snowcover", "atl08_class", "atl03_cnf",
                                       "quality_ph", "yapc_score")}}
@@ -111,6 +128,11 @@ DEFINITIONS: dict[str, dict] = {
                  "photons": _batch("atl03rec.photons", EXTENT.itemsize)},
     "atl03rec.photons": _definition(PHOTON, _PHOTON_FLAGS, time=("time",)),
     "atl03rec.index": _definition(INDEX, {}),
+    # pflags is in SlideRule's vegetation struct but not in its definition
+    "atl08rec": {"__datasize": 0, "vegetation": _batch("atl08rec.vegetation")},
+    "atl08rec.vegetation": _definition(VEGETATION, _VEGETATION_FLAGS, time=("time",), hidden=("pflags",)),
+    "waverec": {**_definition(WAVEFORM, {}),
+                "waveform": {"type": "FLOAT", "offset": WAVEFORM.itemsize * 8, "elements": 0, "flags": "LE"}},
     **{rectype: {**_definition(ANCF_HEAD, {}), "fields": _batch("ancfrec.field", ANCF_HEAD.itemsize)}
        for rectype in ("ancfrec", "ancfrec-icesat2sr")},
     "ancfrec.field": {**_definition(ANCF_FIELD, {}, hidden=("value",)),
@@ -121,6 +143,12 @@ DEFINITIONS: dict[str, dict] = {
     "conrec": {**_definition(CONTAINER, {}, size=16), "records": {"type": "conrec.entry", "offset": 64,
                                                                  "elements": 0, "flags": "LE"}},
     "conrec.entry": _definition(CONTAINER_ENTRY, {}),
+    "arrowrec.meta": _definition(ARROW_META, {}),
+    "arrowrec.data": {"__datasize": FILE_NAME_SIZE,
+                      "filename": {"type": "STRING", "offset": 0, "elements": FILE_NAME_SIZE, "flags": "LE"},
+                      "data": {"type": "UINT8", "offset": FILE_NAME_SIZE * 8, "elements": 0, "flags": "LE"}},
+    "arrowrec.eof": _definition(ARROW_EOF, {}),
+    "arrowrec.remote": _definition(ARROW_REMOTE, {}),
     "exceptrec": _definition(EXCEPT, {}),
     "eventrec": {**_definition(EVENT_HEAD, {}, size=EVENT_DATASIZE),
                  "message": {"type": "STRING", "offset": EVENT_HEAD.itemsize * 8, "elements": 0, "flags": "LE"}},
@@ -268,6 +296,56 @@ def photon_records(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray
         yield container(parts)
 
 
+def vegetation_records(rows: np.ndarray, batch: int = BATCH_SIZE) -> Iterator[bytes]:
+    """``atl08rec`` records of at most ``batch`` PhoREAL extents; none when empty."""
+    rows = as_layout(rows, VEGETATION)
+    for start in range(0, len(rows), batch):
+        yield frame("atl08rec", rows[start:start + batch].tobytes())
+
+
+def waveform_records(heads: np.ndarray, waveform: np.ndarray) -> Iterator[bytes]:
+    """One ``waverec`` per extent: its head and its ``num_bins`` float32 bins."""
+    heads = as_layout(heads, WAVEFORM)
+    waveform = np.ascontiguousarray(waveform, dtype="<f4")
+    start = 0
+    for i in range(len(heads)):
+        end = start + int(heads["num_bins"][i])
+        yield frame("waverec", heads[i:i + 1].tobytes() + waveform[start:end].tobytes())
+        start = end
+
+
+def file_records(path: str | os.PathLike, filename: str, checksum: bool = False,
+                 chunk: int = FILE_CHUNK) -> Iterator[bytes]:
+    """An output file as SlideRule streams it: ``arrowrec.meta``, ``arrowrec.data`` records of at
+    most ``chunk`` bytes, and with ``checksum`` an ``arrowrec.eof`` (the byte sum, modulo 2**64).
+
+    ``filename`` is where the client writes the file (the request's ``output.path``).
+    """
+    name = _ascii(filename, FILE_NAME_SIZE)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = np.zeros(1, dtype=ARROW_META)
+        head["filename"], head["size"] = name, size
+        yield frame("arrowrec.meta", head.tobytes())
+        padded = name.ljust(FILE_NAME_SIZE, b"\0")
+        total = np.uint64(0)
+        while piece := f.read(chunk):
+            if checksum:
+                total += np.frombuffer(piece, dtype=np.uint8).sum(dtype=np.uint64)
+            yield frame("arrowrec.data", padded + piece)
+    if checksum:
+        eof = np.zeros(1, dtype=ARROW_EOF)
+        eof["filename"], eof["checksum"] = name, total
+        yield frame("arrowrec.eof", eof.tobytes())
+
+
+def remote_record(url: str, size: int) -> bytes:
+    """``arrowrec.remote``: the output file went to ``url`` (``s3://...``), ``size`` bytes."""
+    rec = np.zeros(1, dtype=ARROW_REMOTE)
+    rec["url"], rec["size"] = _ascii(url, URL_SIZE), size
+    return frame("arrowrec.remote", rec.tobytes())
+
+
 def index_records(rows: np.ndarray) -> Iterator[bytes]:
     """One ``atl03rec.index`` per granule (rows with the :data:`INDEX` fields)."""
     out = as_layout(rows, INDEX)
@@ -276,51 +354,64 @@ def index_records(rows: np.ndarray) -> Iterator[bytes]:
 
 
 GRANULE_SOURCE = "icesat2sr.granules.reader"
+_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
 _GRANULE_DONE = re.compile(r"^(?P<granule>\S+): (?P<what>.*) \((?P<done>\d+)/(?P<total>\d+) granules\)$")
 
 
-def result_records(result: GranuleResult, done: int | None = None, total: int | None = None) -> Iterator[bytes]:
+def result_records(result: GranuleResult, done: int | None = None, total: int | None = None,
+                   rows: bool = True) -> Iterator[bytes]:
     """Everything one granule's result puts on the wire, then an ``eventrec`` marking its end.
 
     A failed granule gives an ``exceptrec`` with its code; an empty one a warning (code -4). The
     closing event (source :data:`GRANULE_SOURCE`) lets a reader attribute the preceding records
-    to their granule; the official clients just log it.
+    to their granule; the official clients just log it. ``rows=False`` leaves the result's rows
+    out (they go to an output file).
     """
-    if result.error is None:
+    if result.error is None and rows:
         yield from data_records(result)
-    yield from end_records(result, *table_counts(result), done, total)
+    yield from end_records(result, done, total, rows=rows)
 
 
 def data_records(result: GranuleResult) -> Iterator[bytes]:
-    """The records of a (partial) result's tables: elevations, or photon extents."""
+    """The records of a (partial) result's rows."""
     if result.rows == 0:
         return
     if result.kind == "atl06":
         yield from elevation_records(result.elevations, ancillary=result.ancillary)
+    elif result.kind == "atl08":
+        yield from vegetation_records(result.vegetation)
+        if result.waveforms is not None:
+            yield from waveform_records(result.waveforms, result.waveform)
     else:
         yield from photon_records(result.extents, result.photons, result.offsets, result.ancillary)
 
 
 def table_counts(result: GranuleResult) -> tuple[int, int]:
-    """Rows of a (partial) result's main table, and its photon extents (atl03s)."""
+    """Rows of a (partial) result, and its photon extents (atl03s)."""
     return result.rows, 0 if result.extents is None else len(result.extents)
 
 
-def end_records(result: GranuleResult, rows: int, extents: int, done: int | None = None,
-                total: int | None = None) -> Iterator[bytes]:
-    """What closes a granule on the wire once its records are sent: its error, or a warning when
-    it had no rows, and the event naming it (with ``done``/``total``)."""
+def end_records(result: GranuleResult, done: int | None = None, total: int | None = None, *,
+                rows: bool = True, counted: tuple[int, int] | None = None) -> Iterator[bytes]:
+    """What closes a granule on the wire once its rows are sent: its error, or a warning when it
+    had no rows, and the event naming it (with ``done``/``total``). ``counted`` gives the rows and
+    extents of a granule whose rows were sent in parts (its closing result holds none)."""
+    n_rows, n_extents = counted if counted is not None else table_counts(result)
     if result.error is not None:
         code, message = result.error
         yield exception_record(code, ERROR_LEVEL, message)
         what = "failed"
-    elif rows == 0:
+    elif n_rows == 0:
         yield exception_record(EMPTY_SUBSET, WARNING_LEVEL, f"{result.granule}: no data in the requested subset")
-        what = "0 " + ("elevations" if result.kind == "atl06" else "photons")
+        what = "0 " + _UNITS[result.kind]
+    elif not rows:
+        what = f"{n_rows} rows"
     elif result.kind == "atl06":
-        what = f"{rows} elevations"
+        what = f"{n_rows} elevations"
+    elif result.kind == "atl08":
+        what = f"{n_rows} vegetation extents"
     else:
-        what = f"{rows} photons in {extents} extents"
+        what = f"{n_rows} photons in {n_extents} extents"
     if done is not None and total is not None:
         yield event_record(INFO_LEVEL, f"{result.granule}: {what} ({done}/{total} granules)", GRANULE_SOURCE)
 
@@ -390,6 +481,22 @@ def decode_message(rectype: str, payload: bytes) -> Message:
     return Message(int(head["level"]), _text(payload[EVENT_HEAD.itemsize:]), source=_text(head["source"]))
 
 
+_FILE_RECORDS = {"arrowrec.meta": ARROW_META, "arrowrec.eof": ARROW_EOF, "arrowrec.remote": ARROW_REMOTE,
+                 "arrowrec.data": None}
+
+
+def decode_file_record(rectype: str, payload: bytes) -> dict:
+    """An ``arrowrec.*`` record as a dict of its fields (``data`` as bytes)."""
+    layout = _FILE_RECORDS[rectype]
+    if layout is None:
+        return {"rectype": rectype, "filename": _text(payload[:FILE_NAME_SIZE]), "data": payload[FILE_NAME_SIZE:]}
+    rec = np.frombuffer(payload[:layout.itemsize], dtype=layout)[0]
+    out = {"rectype": rectype}
+    for name in layout.names:
+        out[name] = _text(rec[name]) if layout[name].kind == "S" else int(rec[name])
+    return out
+
+
 @dataclass
 class Tables:
     """Rows decoded from a stream, ready for :mod:`icesat2sr.formats.frames` (one granule or many)."""
@@ -398,9 +505,14 @@ class Tables:
     extents: list[np.ndarray] = field(default_factory=list)
     photons: list[np.ndarray] = field(default_factory=list)
     index: list[np.ndarray] = field(default_factory=list)
+    vegetation: list[np.ndarray] = field(default_factory=list)
+    waveforms: list[np.ndarray] = field(default_factory=list)
+    waveform: list[np.ndarray] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     # ancillary values: (anc_type, field_index) -> {extent_id: value (ancfrec) or array (ancerec)}
     anc_values: dict = field(default_factory=dict)
+    # output files: [{"rectype", "filename"|"url", "size"|"checksum"|"data"}] in arrival order
+    files: list = field(default_factory=list)
 
     def add(self, rectype: str, payload: bytes) -> Message | None:
         """Decode one record into the tables; returns it if it is a message."""
@@ -431,6 +543,17 @@ class Tables:
             self.photons.append(np.frombuffer(payload[EXTENT.itemsize:], dtype=PHOTON))
         elif rectype == "atl03rec.index":
             self.index.append(np.frombuffer(payload, dtype=INDEX))
+        elif rectype == "atl08rec":
+            self.vegetation.append(np.frombuffer(payload, dtype=VEGETATION))
+        elif rectype == "waverec":
+            head = np.frombuffer(payload[:WAVEFORM.itemsize], dtype=WAVEFORM)
+            bins = np.frombuffer(payload[WAVEFORM.itemsize:], dtype="<f4")
+            if len(bins) != int(head["num_bins"][0]):
+                raise StreamError(f"waverec with {len(bins)} bins, its head says {int(head['num_bins'][0])}")
+            self.waveforms.append(head)
+            self.waveform.append(bins)
+        elif rectype in _FILE_RECORDS:
+            self.files.append(decode_file_record(rectype, payload))
         elif rectype in ("exceptrec", "eventrec"):
             message = decode_message(rectype, payload)
             self.messages.append(message)
@@ -441,15 +564,21 @@ class Tables:
 
     @property
     def empty(self) -> bool:
-        return not (self.elevations or self.extents or self.index)
+        return not (self.elevations or self.extents or self.index or self.vegetation)
 
     def result(self, granule: str, kind: str, compact: bool = False, fields: list | None = None) -> GranuleResult:
-        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06`` or ``atl03s``).
+        """The decoded rows as one :class:`GranuleResult` (``kind`` ``atl06``, ``atl03s`` or ``atl08``).
 
         ``fields`` (:func:`icesat2sr.granules.ancillary.requested_fields` of the request) names the
         ancillary values; without it they are named ``field<index>``.
         """
         out = GranuleResult(granule, kind)
+        if kind == "atl08":
+            out.vegetation = np.concatenate(self.vegetation) if self.vegetation else np.zeros(0, dtype=VEGETATION)
+            if self.waveforms:
+                out.waveforms = np.concatenate(self.waveforms)
+                out.waveform = np.concatenate(self.waveform)
+            return out
         if kind == "atl06":
             dtype = COMPACT if compact else ELEVATION
             parts = [p for p in self.elevations if p.dtype == dtype]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .frames import CRS
+from .frames import CRS, csv_table, h5_dataset
 
 CSV_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -103,7 +103,7 @@ class Hdf5Writer(_Writer):
         for name in result.columns:
             if name == result.geometry.name:
                 continue
-            group.create_dataset(name, data=result[name].to_numpy(), compression="gzip")
+            h5_dataset(group, name, result[name], compression="gzip")
         if "latitude" not in result.columns:
             group.create_dataset("latitude", data=result.geometry.y.to_numpy(), compression="gzip")
             group.create_dataset("longitude", data=result.geometry.x.to_numpy(), compression="gzip")
@@ -217,8 +217,8 @@ class CsvWriter(_Atomic):
         frame = result.drop(columns=result.geometry.name)
         if "lat" not in frame.columns and "latitude" not in frame.columns:
             frame = frame.assign(latitude=result.geometry.y.to_numpy(), longitude=result.geometry.x.to_numpy())
-        frame.to_csv(self._tmp, mode="w" if self._header else "a", header=self._header, index=True,
-                     date_format=CSV_DATE_FORMAT, float_format="%.10g")
+        csv_table(frame).to_csv(self._tmp, mode="w" if self._header else "a", header=self._header, index=True,
+                                date_format=CSV_DATE_FORMAT, float_format="%.10g")
         self._header = False
 
     def _close(self) -> None:

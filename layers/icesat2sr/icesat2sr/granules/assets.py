@@ -24,6 +24,7 @@ from .h5read import Granule
 NSIDC_BUCKET = "nsidc-cumulus-prod-protected"
 DATA_REGION = "us-west-2"  # both S3 assets live there
 ATLAS_S3_DEFAULT = "icesat2-sliderule/data/ATLAS"
+CATALOG_NAME = ".icesat2sr-catalog.parquet"   # a folder's granule catalogue (discovery.catalog)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ class Beam:
     bckgrd_rate: np.ndarray         # f4
     weight_ph: np.ndarray | None = None   # ATL03-native YAPC weight, only for yapc version 0
     atl08_class: np.ndarray | None = None  # u1 per photon when ATL08 was joined (§2)
+    podppd_flag: np.ndarray | None = None  # u1 per segment, only when the request filters on it
+    relief: np.ndarray | None = None       # f4 ATL08 ph_h per photon (PhoREAL only)
+    landcover: np.ndarray | None = None    # u1 ATL08 land segment flags per photon (PhoREAL only)
+    snowcover: np.ndarray | None = None
     first_segment: int = 0          # index of segment_id[0] in the full beam (provenance)
     first_photon: int = 0           # index of photon 0 in the full beam
     extra: dict = field(default_factory=dict)

@@ -5,6 +5,12 @@ pre-fills buffers with a per-element Python loop when a dataset declares a fill 
 seconds on a 2 M-photon beam (``signal_conf_ph``, ``velocity_sc``). :class:`_FastDataset`
 replaces the row copy with one numpy slice assignment and skips the pre-fill (ICESat-2 granules
 store every chunk, so the fill is always overwritten). Everything else is h5coro's own reader.
+
+h5coro 1.0.7 also trusts every offset and length it finds: past the end of the file its reads
+come back short or empty, and its symbol-table walk then looks for a link name's NUL forever
+(a truncated granule spins at 100 % CPU). :class:`_BoundedH5Coro` refuses any read that does not
+lie wholly inside the file (the drivers know its size), and :class:`_FastDataset` reads link
+names with one bounded read; a corrupt granule fails with :class:`ReadOutsideFile` at once.
 """
 
 from __future__ import annotations
@@ -18,13 +24,47 @@ from dataclasses import dataclass
 
 import numpy as np
 from h5coro import h5coro as _h5coro
+from h5coro.filedriver import FileDriver
 from h5coro.h5dataset import H5Dataset
 from h5coro.h5metadata import H5Metadata
+from h5coro.h5promise import massagePath
 
 from ..request.errors import ResourceError
 
 Hyperslice = Sequence[tuple[int, int]]
 MAX_THREADS = 32
+MAX_LINK_NAME = 4096  # bytes; HDF5 sets no limit, ICESat-2's longest names are under 40
+MAX_COLUMNS = 64      # ICESat-2 datasets are tables: signal_conf_ph has 5 columns, velocity_sc 3
+
+
+class ReadOutsideFile(RuntimeError):
+    """A read that does not lie wholly inside the file: the granule is truncated or corrupt."""
+
+
+class _BoundedH5Coro(_h5coro.H5Coro):
+    """h5coro's reader with every read checked against the file's size (``driver.size``)."""
+
+    def ioRequest(self, pos, size, caching=True, prefetch=False):
+        start = pos + self.baseAddress
+        limit = getattr(self.driver, "size", None)  # None until an S3 driver has seen a response
+        if pos < 0 or size < 0 or (limit is not None and start + size > limit):
+            raise ReadOutsideFile(f"a read of {size} bytes at offset {start} lies outside the file "
+                                  f"({limit if limit is not None else 'unknown'} bytes)")
+        data = super().ioRequest(pos, size, caching, prefetch)
+        if not prefetch and len(data) != size:
+            raise ReadOutsideFile(f"a read of {size} bytes at offset {start} returned {len(data)}")
+        return data
+
+
+class _SizedFileDriver(FileDriver):
+    """h5coro's file driver, knowing the file's size."""
+
+    def __init__(self, resource, credentials):
+        super().__init__(resource, credentials)
+        self.size = os.fstat(self.f.fileno()).st_size
+
+    def copy(self, max_connections=None):
+        return _SizedFileDriver(self.resource, None)
 
 
 class _FastDataset(H5Dataset):
@@ -82,14 +122,71 @@ class _FastDataset(H5Dataset):
             self.meta = meta
         return self.pos - start
 
+    def hypersliceIntersection(self, node_slice, node_level):
+        """h5coro's test, also counting the selected values each data chunk holds: a chunk index
+        whose keys were damaged leaves values unread (zeros) or reads a chunk twice."""
+        hit = super().hypersliceIntersection(node_slice, node_level)
+        if hit and node_level == 0:
+            start = tuple(int(a) for a, _ in node_slice)
+            seen = self.__dict__.setdefault("chunks_seen", set())
+            if start in seen:
+                raise RuntimeError(f"the chunk index lists the chunk at {start} twice")
+            seen.add(start)
+            n = 1
+            for (a, b), (h0, h1) in zip(node_slice, self.hyperslice, strict=False):
+                n *= max(0, min(b, h1) - max(a, h0))
+            self.values_covered = getattr(self, "values_covered", 0) + n
+        return hit
+
+    def readSymbolTable(self, heap_address, dlvl):
+        """A symbol table node (``SNOD``): its links, each name read at once (bounded), not byte by byte."""
+        start = self.pos
+        signature, version = self.readField(4), self.readField(1)
+        if signature != self.H5_SNOD_SIGNATURE_LE or version != 1:
+            raise RuntimeError(f"invalid symbol table node at offset {start}")
+        self.pos += 1
+        for _ in range(self.readField(2)):
+            name_offset = self.readField(self.resourceObject.offsetSize)
+            header_address = self.readField(self.resourceObject.offsetSize)
+            cache_type = self.readField(4)
+            self.pos += 20  # reserved, scratch pad
+            name = self._link_name(heap_address + name_offset)
+            self.resourceObject.pathAddresses["/".join([*self.datasetPath[:dlvl], name])] = header_address
+            if dlvl < len(self.datasetPath) and name == self.datasetPath[dlvl]:
+                if cache_type == 2:
+                    raise RuntimeError(f"symbolic links are unsupported: {name}")
+                back = self.pos
+                self.pos = header_address
+                self.readObjHdr(dlvl + 1)
+                self.pos = back
+                if self.earlyExit:
+                    break
+        return self.pos - start
+
+    def _link_name(self, address: int) -> str:
+        limit = getattr(self.resourceObject.driver, "size", None)
+        if limit is not None and not 0 <= address < limit:
+            raise ReadOutsideFile(f"a link name at offset {address} lies outside the file ({limit} bytes)")
+        size = MAX_LINK_NAME if limit is None else min(MAX_LINK_NAME, limit - address)
+        raw = bytes(self.resourceObject.ioRequest(address, size))
+        end = raw.find(b"\0")
+        if end < 0:
+            raise ReadOutsideFile(f"link name at offset {address} has no end within {size} bytes")
+        return raw[:end].decode("utf-8")
+
 
 @dataclass(frozen=True)
 class Read:
-    """One dataset to read: HDF5 path and optional hyperslice (one [start, stop) per dimension)."""
+    """One dataset to read: HDF5 path and optional hyperslice (one [start, stop) per dimension).
+
+    ``max_rows`` bounds the dataset's first dimension: a larger one (a corrupt dataspace) is an
+    error before anything is allocated, not gigabytes of zeros.
+    """
 
     path: str
     hyperslice: Hyperslice = ()
     optional: bool = False
+    max_rows: int | None = None
 
 
 class Granule:
@@ -110,13 +207,13 @@ class Granule:
                  name: str | None = None):
         self.name = name or os.path.basename(resource)
         if driver == "file":
-            from h5coro.filedriver import FileDriver as driver_class
+            driver_class = _SizedFileDriver
             if not os.path.isfile(resource):
                 raise ResourceError(self.name, "granule not found", ResourceError.RESOURCE_DOES_NOT_EXIST)
         else:
             from .s3driver import RetryingS3Driver as driver_class  # survives S3 throttling
         try:
-            self._h5 = _h5coro.H5Coro(resource, driver_class, credentials=credentials or {},
+            self._h5 = _BoundedH5Coro(resource, driver_class, credentials=credentials or {},
                                       errorChecking=True, verbose=False)
         except ResourceError:
             raise
@@ -155,9 +252,15 @@ class Granule:
             values = list(pool.map(self._read_one, reads))
         return {r.path: v for r, v in zip(reads, values, strict=True)}
 
-    def _empty(self, path: str) -> np.ndarray | None:
+    def _empty(self, path: str, max_rows: int | None = None) -> np.ndarray | None:
         """A zero-length array of the dataset's type when it has no elements, else None."""
         meta = _FastDataset(self._h5, path, None, earlyExit=True, metaOnly=True, enableAttributes=False).meta
+        if max_rows is not None and meta.dimensions and meta.dimensions[0] > max_rows:
+            raise ResourceError(self.name, f"cannot read /{path}: {meta.dimensions[0]} rows, more than a granule "
+                                           f"holds ({max_rows}); the file is corrupt")
+        if any(d > MAX_COLUMNS for d in (meta.dimensions or [])[1:]):
+            raise ResourceError(self.name, f"cannot read /{path}: shape {tuple(meta.dimensions)} is not a table "
+                                           f"of at most {MAX_COLUMNS} columns; the file is corrupt")
         if not meta.dimensions or all(d > 0 for d in meta.dimensions):
             return None
         dtype = H5Metadata.TO_NUMPY_TYPE[meta.type][meta.signedval][meta.typeSize]
@@ -178,11 +281,15 @@ class Granule:
 
     def groups(self, path: str = "/") -> set[str]:
         """Names of the links (groups and datasets) directly under ``path``."""
-        try:
-            links, _, _ = self._h5.inspectPath(path, w_attr=False)
+        path = massagePath(path)
+        try:  # h5coro's inspectPath, through _FastDataset's bounded symbol-table walk
+            _FastDataset(self._h5, path, None, earlyExit=False, metaOnly=True, enableAttributes=False)
         except Exception as exc:
-            raise ResourceError(self.name, f"cannot list {path}: {_describe(exc)}") from None
-        return set(links)
+            raise ResourceError(self.name, f"cannot list {path or '/'}: {_describe(exc)}") from None
+        prefix = f"{path}/" if path else ""
+        table = self._h5.metadataTable
+        return {p[len(prefix):].split("/")[0] for p in list(self._h5.pathAddresses)
+                if p.startswith(prefix) and len(p) > len(prefix) and not (p in table and table[p].isattribute)}
 
     def attribute(self, path: str) -> object | None:
         """Value of an attribute given as ``/group/attribute`` (None when absent)."""
@@ -197,11 +304,11 @@ class Granule:
         path = r.path.lstrip("/")
         hyperslice = [tuple(s) for s in r.hyperslice]
         try:
+            empty = self._empty(path, r.max_rows)
             if hyperslice and not self._chunked(path):
                 # h5coro 1.0.7 mis-places hyperslices of contiguous/compact data: read whole, slice here
-                whole = self._read_one(Read(r.path, (), r.optional))
+                whole = self._read_one(Read(r.path, (), r.optional, r.max_rows))
                 return None if whole is None else whole[tuple(slice(a, b) for a, b in hyperslice)]
-            empty = self._empty(path)
             if empty is not None:  # no chunk allocated: h5coro reports an invalid data address
                 return empty[tuple(slice(a, b) for a, b in hyperslice)] if hyperslice else empty
             ds = _FastDataset(self._h5, path, hyperslice, enableFill=False,
@@ -213,6 +320,10 @@ class Granule:
                 return None
             message = "dataset is missing" if "missing data type" in str(exc) else _describe(exc)
             raise ResourceError(self.name, f"cannot read {r.path}: {message}") from None
+        if ds.meta.layout == H5Dataset.CHUNKED_LAYOUT and getattr(ds, "values_covered", 0) != ds.numElements:
+            raise ResourceError(self.name, f"cannot read {r.path}: its chunk index covers "
+                                           f"{getattr(ds, 'values_covered', 0)} of {ds.numElements} values; "
+                                           "the file is corrupt")
         values = ds.values
         if not isinstance(values, np.ndarray):
             if r.optional:
@@ -224,7 +335,7 @@ class Granule:
 def _describe(exc: Exception) -> str:
     """h5coro's low-level failures in words a user can act on."""
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, struct.error) or "buffer" in text or "unpack" in text:
+    if isinstance(exc, ReadOutsideFile | struct.error) or "buffer" in text or "unpack" in text:
         return f"the file is truncated or corrupt ({text})"
     return f"the data cannot be decoded: corrupt or unsupported storage ({text})"
 

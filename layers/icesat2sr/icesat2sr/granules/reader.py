@@ -16,18 +16,21 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..request.errors import ResourceError
-from ..request.names import BEAMS, parse_atl03_name
-from ..request.params import Parms
+from ..request.names import BEAMS, parse_atl03_name, spot
+from ..request.params import SPOTS, Parms
 from ..request.polygon import inside
 from . import ancillary
 from .assets import Asset
-from .atl08 import Atl08Classes
+from .atl08 import Atl08Join
 from .beam import Beam
 from .h5read import Granule, Read
 
 _ORIENT = {"backward": 0, "forward": 1, "transition": 2}
 _SEGMENT = ("segment_id", "segment_dist_x", "delta_time", "velocity_sc", "solar_elevation")
 _PHOTON = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across", "quality_ph")
+# Rows of a granule's per-segment and per-50-shot tables: its longest span (~512 s) holds ~180 000
+# segments and ~100 000 background rates; a larger dimension is a corrupt dataspace.
+MAX_TABLE_ROWS = 1_000_000
 _PHOTON_DTYPES = {"delta_time": np.float64, "lat_ph": np.float64, "lon_ph": np.float64, "h_ph": np.float32,
                   "dist_ph_along": np.float32, "dist_ph_across": np.float32, "quality_ph": np.int8}
 
@@ -83,7 +86,7 @@ class GranuleReader:
         self.resource = resource
         self.parms = parms
         name = parse_atl03_name(resource)
-        self._atl08: Atl08Classes | None = None
+        self._atl08: Atl08Join | None = None
         self._data: dict = {}
         self.fields = ancillary.requested_fields(parms)
         self._h5: Granule | None = asset.open(resource)
@@ -91,7 +94,7 @@ class GranuleReader:
             self.beams = self._plan(asset, name)
             if (parms.atl08_class or parms.atl08_fields) and self.beams:
                 runs = {p.beam: (p.segments.segment_id, p.segments.segment_ph_cnt) for p in self.beams}
-                self._atl08 = Atl08Classes(asset, name.atl08, runs, resource)
+                self._atl08 = Atl08Join(asset, name.atl08, runs, resource, phoreal=parms.phoreal is not None)
         except BaseException:
             self.close()
             raise
@@ -115,17 +118,26 @@ class GranuleReader:
     def _plan(self, asset: Asset, name) -> list[BeamPlan]:
         h5, parms = self._h5, self.parms
         present = h5.groups("/")
+        if present.isdisjoint(BEAMS):  # e.g. a corrupt root group: never an empty result in silence
+            raise ResourceError(self.resource, f"has no beam group ({', '.join(BEAMS)}): corrupt, or not an "
+                                               "ATL03 granule")
         beams = [b for b in parms.selected_beams if b in present]
         if not beams:
             return []
         sc_orient = _sc_orient(h5, beams[0], "orbit_info" in present)
+        if parms.spots != SPOTS:   # SlideRule's laser spots 1-6, from the orientation (0 in transition)
+            beams = [b for b in beams if spot(sc_orient, b) in parms.spots]
+            if not beams:
+                return []
         runs = _segment_runs(h5, beams, parms)
         beams = [b for b in beams if runs[b] is not None]
         reads = []
         for b in beams:
             (s0, s1), _, _ = runs[b]
             reads += [Read(f"/{b}/geolocation/{d}", [(s0, s1)]) for d in _SEGMENT]
-            reads += [Read(f"/{b}/bckgrd_atlas/{d}") for d in ("delta_time", "bckgrd_rate")]
+            if parms.podppd:   # 0, like none, filters nothing
+                reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)]))
+            reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
         self._data = h5.read(reads + ancillary.atl03_reads(beams, runs, self.fields, photons=False))
         land = ancillary.read_land_segments(asset, name.atl08, beams, runs, self._data, self.fields, self.resource)
         plans = []
@@ -172,7 +184,7 @@ class GranuleReader:
             out[field] = values
         check_photons(self.resource, g, out)
         if self._atl08 is not None:
-            out["atl08_class"] = self._classes(plan, a, b)
+            out.update(self._atl08_values(plan, a, b))
         if self.fields:
             window = with_photons(beam, out)
             seg = np.searchsorted(np.cumsum(beam.segment_ph_cnt, dtype=np.int64), np.arange(a, b), side="right")
@@ -181,15 +193,15 @@ class GranuleReader:
             out["extra"] = {"ancillary": values}
         return out
 
-    def _classes(self, plan: BeamPlan, a: int, b: int) -> np.ndarray:
-        """ATL08 classes of photons a..b-1: the join of their whole segments, cut to the window."""
+    def _atl08_values(self, plan: BeamPlan, a: int, b: int) -> dict[str, np.ndarray]:
+        """ATL08 values of photons a..b-1: the join of their whole segments, cut to the window."""
         counts = plan.segments.segment_ph_cnt
         ends = np.cumsum(counts, dtype=np.int64)
         s0 = int(np.searchsorted(ends, a, side="right"))
         s1 = int(np.searchsorted(ends, b - 1, side="right")) + 1 if b > a else s0
         first = int(ends[s0 - 1]) if s0 else 0
-        classes = self._atl08.classes(plan.beam, plan.segments.segment_id[s0:s1], counts[s0:s1], s0)
-        return classes[a - first:b - first]
+        values = self._atl08.values(plan.beam, plan.segments.segment_id[s0:s1], counts[s0:s1], s0)
+        return {k: v[a - first:b - first] for k, v in values.items()}
 
 
 def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
@@ -238,9 +250,10 @@ def _sc_orient(h5: Granule, beam: str, has_orbit_info: bool) -> int:
 
 def _segment_runs(h5: Granule, beams: Sequence[str], parms: Parms) -> dict:
     """Per beam: ((s0, s1), (p0, p1), counts) of the first contiguous run in the region, or None."""
-    reads = [Read(f"/{b}/geolocation/segment_ph_cnt") for b in beams]
+    reads = [Read(f"/{b}/geolocation/segment_ph_cnt", max_rows=MAX_TABLE_ROWS) for b in beams]
     if parms.poly:
-        reads += [Read(f"/{b}/geolocation/reference_photon_{c}") for b in beams for c in ("lat", "lon")]
+        reads += [Read(f"/{b}/geolocation/reference_photon_{c}", max_rows=MAX_TABLE_ROWS)
+                  for b in beams for c in ("lat", "lon")]
     data = h5.read(reads)
     runs = {}
     for b in beams:
@@ -292,6 +305,7 @@ def _segment_beam(resource: str, b: str, name, sc_orient: int, data: dict, count
         signal_conf_ph=np.zeros(0, dtype=np.int8), quality_ph=empty["quality_ph"],
         bckgrd_delta_time=data[f"/{b}/bckgrd_atlas/delta_time"].astype(np.float64, copy=False),
         bckgrd_rate=data[f"/{b}/bckgrd_atlas/bckgrd_rate"].astype(np.float32, copy=False),
+        podppd_flag=data.get(f"/{b}/geolocation/podppd_flag"),
         first_segment=s0, first_photon=p0,
     )
 

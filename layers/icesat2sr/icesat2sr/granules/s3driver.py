@@ -4,12 +4,13 @@ h5coro 1.0.7's ``S3Driver.read`` gives a ranged GET two attempts and then return
 error, so a throttled read (HTTP 503 ``SlowDown``) looks exactly like a missing object. At Lambda
 fan-out (hundreds of workers reading one bucket) throttling is expected, so
 :class:`RetryingS3Driver` retries transient failures itself (full-jitter exponential backoff),
-keeps ``None`` for a missing object, raises :class:`~icesat2sr.request.errors.ResourceError` for a
-permanent one (access denied), and when a transient failure outlasts its retries raises
-:class:`TransientReadError` and counts it (:func:`transient_failures`). A caller that sees the
-count grow while it processed a granule knows the result may be incomplete (h5read turns some read
-errors into "dataset absent") and retries the whole granule: the worker Lambda does, through Step
-Functions' ``Retry``.
+keeps ``None`` for a missing object, learns the object's size from the first answer (so that
+:mod:`~icesat2sr.granules.h5read` can refuse reads past its end), raises
+:class:`~icesat2sr.request.errors.ResourceError` for a permanent one (access denied), and when a
+transient failure outlasts its retries raises :class:`TransientReadError` and counts it
+(:func:`transient_failures`). A caller that sees the count grow while it processed a granule knows
+the result may be incomplete (h5read turns some read errors into "dataset absent") and retries the
+whole granule: the worker Lambda does, through Step Functions' ``Retry``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class RetryingS3Driver(S3Driver):
 
     def __init__(self, resource, credentials, session=None, max_connections=None):
         super().__init__(resource, credentials, session, max_connections)
+        self.size: int | None = None  # the object's size, from the first response's Content-Range
         self.client.close()
         # one attempt per call: the retry policy is ours (botocore's would sleep up to 20 s itself)
         self.client = self.session.client("s3", config=Config(
@@ -76,6 +78,9 @@ class RetryingS3Driver(S3Driver):
             try:
                 response = self.client.get_object(Bucket=self.bucket_name, Key=self.key,
                                                   Range=f"bytes={offset}-{offset + size - 1}")
+                total = response.get("ContentRange", "").rpartition("/")[2]
+                if total.isdigit():
+                    self.size = int(total)
                 return response["Body"].read()
             except ClientError as exc:
                 error = exc.response.get("Error", {})

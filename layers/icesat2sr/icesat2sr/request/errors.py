@@ -40,3 +40,12 @@ class ResourceError(Icesat2srError):
 
 class ServiceError(Icesat2srError):
     """A remote service (NASA CMR, S3) failed after retries: not the user's input (CLI exit 1, HTTP 502)."""
+
+
+class DestinationError(Icesat2srError):
+    """An output cannot go where it was asked to: an input of the request, an unwritable folder
+    (bad input: CLI exit 2, before any work)."""
+
+
+class WriteError(Icesat2srError):
+    """Writing an output failed (disk full, file size limit); nothing was left behind (CLI exit 1)."""

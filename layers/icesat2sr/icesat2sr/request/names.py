@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .errors import ResourceError
 
-_NAME = re.compile(r"^ATL0(\d)_(\d{14})_(\d{4})(\d{2})(\d{2})_(\d{3})_(\d{2})\.h5$")
+_NAME = re.compile(r"ATL0(\d)_(\d{14})_(\d{4})(\d{2})(\d{2})_(\d{3})_(\d{2})\.h5")
 
 BEAMS = ("gt1l", "gt1r", "gt2l", "gt2r", "gt3l", "gt3r")
 GT_CODE = {b: 10 * (i + 1) for i, b in enumerate(BEAMS)}  # gt1l=10 ... gt3r=60
@@ -55,14 +55,17 @@ def parse_name(name: str) -> GranuleName:
     Raises
     ------
     ResourceError
-        If the name does not follow the ATLAS naming convention.
+        If the name does not follow the ATLAS naming convention, or has leading or trailing
+        whitespace (refused, never trimmed: a name is used as sent or not at all).
 
     Examples
     --------
     >>> parse_name("ATL03_20181019065445_03150111_005_01.h5").rgt
     315
     """
-    m = _NAME.match(name)
+    if isinstance(name, str) and name != name.strip():
+        raise ResourceError(repr(name), "granule names must not have leading or trailing whitespace")
+    m = _NAME.fullmatch(name)
     if not m:
         raise ResourceError(name, "not an ATL03/ATL08 granule name "
                             "(expected ATL0P_YYYYMMDDhhmmss_ttttccrr_vvv_ee.h5)")
@@ -72,6 +75,17 @@ def parse_name(name: str) -> GranuleName:
         raise ResourceError(name, f"invalid acquisition time '{m.group(2)}' in granule name") from None
     return GranuleName(name, int(m.group(1)), start, int(m.group(3)), int(m.group(4)),
                        int(m.group(5)), int(m.group(6)), int(m.group(7)))
+
+
+def matches_pattern(name: str, pattern: str) -> bool:
+    """Whether a granule name matches a CMR ``producer_granule_id`` pattern (SlideRule's
+    ``name_filter``): ``*`` any run of characters, ``?`` one character, everything else literal.
+
+    >>> matches_pattern("ATL03_20181019065445_03150111_005_01.h5", "*_0315????_*")
+    True
+    """
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, name, flags=re.DOTALL) is not None
 
 
 def parse_atl03_name(name: str) -> GranuleName:

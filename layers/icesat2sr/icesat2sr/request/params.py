@@ -7,17 +7,20 @@ Unknown keys, wrong types and out-of-range values raise :class:`ParameterError` 
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .errors import ParameterError
 from .names import BEAMS
+from .output import Output, parse_output
 from .polygon import MAX_POLY_POINTS, validate_polygon
-from .timeutil import parse_utc
+from .timeutil import format_utc, parse_utc
 
+X_PODPPD = 0x01   # SlideRule's atl03x default podppd mask: nominal segments only
 MIN_STEP_M = 0.1  # a finer step would only multiply identical extents (and memory)
 
 CNF_NAMES = {"tep": -2, "not_considered": -1, "background": 0, "within_10m": 1,
@@ -30,10 +33,20 @@ ASSETS = ("atlas-local", "atlas-s3", "nsidc-s3", "icesat2")
 
 # SlideRule keys we know but do not implement: refused with a clear message, never ignored.
 _UNSUPPORTED = {
-    "output", "samples", "raster", "region_mask", "phoreal", "fit", "cmr", "points_in_polygon",
+    "atl09_fields", "samples", "raster", "region_mask", "als", "atl24",
 }
 # Accepted for compatibility and ignored (request plumbing, not science).
 _IGNORED = {"rqst-timeout", "node-timeout", "read-timeout", "cluster", "resources"}
+
+# ---- SlideRule's wider vocabulary (issue 12; docs/parameters.md) ----------------------------------
+# Keys SlideRule accepts that cannot mean anything here: accepted, no effect. The cluster keys
+# partition work between SlideRule's nodes; the others are outputs that SlideRule fills in itself.
+_NO_EFFECT = {"cluster_size_hint", "key_space", "ignore_poly_for_cmr", "points_in_polygon", "granule",
+              "sliderule_version", "build_information", "environment_version", "resource"}
+# Keys that configure a keyword of their own here: checked, then merged (see _merge_aliases).
+_FIT_KEYS = ("maxi", "H_min_win", "sigma_r_max")
+SPOTS = (1, 2, 3, 4, 5, 6)
+# ---- end of the wider vocabulary -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,49 @@ class Yapc:
     win_x: float = 15.0
     version: int = 3
     min_ph: int = 4
+
+
+# ---------------------------------------------------------------------- PhoREAL (issue 14)
+PHOREAL_GEOLOC = ("mean", "median", "center")   # SlideRule's enum order: 0 mean, 1 median, 2 center
+PHOREAL_ATL08_CLASS = (1, 2, 3)                 # ground, canopy, top of canopy: SlideRule's default with phoreal
+
+
+@dataclass(frozen=True)
+class Phoreal:
+    """PhoREAL settings (SlideRule's ``phoreal`` table); giving the table turns the stage on.
+
+    ``binsize`` is the relief bin (m) of the percentiles and the waveform, ``geoloc`` how an
+    extent is geolocated, ``use_abs_h`` takes ATL03 ``h_ph`` instead of ATL08 ``ph_h`` as the
+    canopy height, ``send_waveform`` adds each extent's binned canopy waveform, and
+    ``above_classifier`` runs the ABoVE top-of-canopy reclassification.
+    """
+
+    binsize: float = 1.0
+    geoloc: str = "median"
+    use_abs_h: bool = False
+    send_waveform: bool = False
+    above_classifier: bool = False
+
+
+def _parse_geoloc(key: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(PHOREAL_GEOLOC):
+        value = PHOREAL_GEOLOC[value]
+    if value not in PHOREAL_GEOLOC:
+        raise ParameterError(key, f"unknown value {value!r} (allowed: {', '.join(PHOREAL_GEOLOC)} or 0..2)")
+    return value
+
+
+_PHOREAL_PARSERS = {
+    "binsize": lambda k, v: _number(k, v, 0.0, 1000.0, lo_open=True),
+    "geoloc": _parse_geoloc,
+    "use_abs_h": lambda k, v: _boolean(k, v),
+    "send_waveform": lambda k, v: _boolean(k, v),
+    "above_classifier": lambda k, v: _boolean(k, v),
+}
+
+
+def _parse_phoreal(key: str, value: Any) -> Phoreal:
+    return Phoreal(**_settings(key, value, _PHOREAL_PARSERS))
 
 
 @dataclass(frozen=True)
@@ -87,6 +143,8 @@ class Parms:
     H_min_win: float = 3.0
     sigma_r_max: float = 5.0
     compact: bool = False
+    fit: bool = False               # a `fit` object was given: atl03x's surface fit (settings above)
+    output: Output | None = None    # a server-written file (request/output.py)
     timeout: float | None = None
     # request bounds and deadlines (SlideRule's RequestParameters; docs/parameters.md)
     max_resources: int | None = None
@@ -99,6 +157,12 @@ class Parms:
     atl03_ph_fields: tuple[str, ...] | None = None
     atl03_bckgrd_fields: tuple[str, ...] | None = None
     atl08_fields: tuple[str, ...] | None = None
+    # SlideRule's wider vocabulary (issue 12)
+    spots: tuple[int, ...] = SPOTS
+    podppd: int | None = None
+    name_filter: str | None = None
+    # PhoREAL vegetation metrics (atl08 / atl08p)
+    phoreal: Phoreal | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -121,21 +185,33 @@ class Parms:
         if not isinstance(data, dict):
             raise ParameterError("parms", f"expected a JSON object, got {_kind(data)}")
         kw: dict[str, Any] = {}
+        aliases: dict[str, Any] = {}
         for key, value in data.items():
             if not isinstance(key, str):
                 raise ParameterError(str(key), "parameter names must be strings")
-            if key in _IGNORED:
+            if key in _IGNORED or key in _NO_EFFECT:
                 continue
             if key == "atl06_fields":
                 raise ParameterError(key, ATL06_FIELDS_MESSAGE)
             if key in _UNSUPPORTED:
                 raise ParameterError(key, "is a SlideRule option that icesat2sr does not support")
+            if key in _ALIASES:
+                if value is not None:
+                    aliases[key] = _ALIASES[key](key, value)
+                    if key == "fit":   # also asks atl03x for its surface fit
+                        kw["fit"] = True
+                continue
             parse = _PARSERS.get(key)
             if parse is None:
-                raise ParameterError(key, f"unknown parameter (known: {', '.join(sorted(_PARSERS))})")
+                raise ParameterError(key, _unknown(key, [*_PARSERS, *_ALIASES, *_NO_EFFECT]))
             if value is None and key in _NULLABLE:
                 continue
             kw[key] = parse(key, value)
+        _merge_aliases(kw, aliases)
+        if kw.get("poly") is not None:
+            kw["poly"] = validate_polygon("poly", kw["poly"], kw.get("proj", "auto"))
+        if kw.get("phoreal") is not None and kw.get("atl08_class") is None:
+            kw["atl08_class"] = PHOREAL_ATL08_CLASS
         parms = cls(**kw)
         parms._check_consistency()
         return parms
@@ -178,8 +254,15 @@ class Parms:
                 continue
             if f.name == "poly":
                 value = [{"lon": lon, "lat": lat} for lon, lat in value]
-            elif f.name == "yapc":
+            elif f.name in ("yapc", "phoreal"):
                 value = asdict(value)
+            elif f.name == "output":
+                value = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items()
+                         if v is not None}
+            elif f.name == "fit":
+                if not value:
+                    continue
+                value = {k: getattr(self, k) for k in _FIT_KEYS}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -194,6 +277,32 @@ class Parms:
     def selected_beams(self) -> tuple[str, ...]:
         """Beams to process: ``beams`` restricted to ``track`` (0 = all tracks)."""
         return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
+
+    def for_kind(self, kind: str) -> Parms:
+        """These parameters as a processing kind uses them; refuses what the kind cannot do.
+
+        ``atl08`` (SlideRule's PhoREAL endpoints) runs PhoREAL with its defaults when the request
+        has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
+        PhoREAL). Ancillary fields are not carried to PhoREAL results yet: refused, not dropped.
+        ``atl03x`` (SlideRule's x-series) filters on ``podppd`` 1 (nominal segments only) unless the
+        request says otherwise, as SlideRule's atl03x; its PhoREAL stage is not implemented.
+
+        Raises
+        ------
+        ParameterError
+            ``atl08`` with ancillary fields; ``atl03x`` with ``phoreal``.
+        """
+        if kind == "atl03x":
+            if self.phoreal is not None:
+                raise ParameterError("phoreal", "PhoREAL on atl03x (SlideRule's x-series) is not supported yet: "
+                                                "use atl08p")
+            return self if self.podppd is not None else replace(self, podppd=X_PODPPD)
+        if kind != "atl08":
+            return self
+        if self.ancillary:
+            key = next(k for k in ANCILLARY_KEYS if getattr(self, k))
+            raise ParameterError(key, "ancillary fields are not supported with PhoREAL (atl08/atl08p) yet")
+        return self if self.phoreal is not None else self.replace(phoreal={})
 
     @property
     def deadlines(self) -> tuple[float | None, float | None, float | None]:
@@ -281,26 +390,19 @@ def _parse_srt(key: str, value: Any) -> int:
     return _enum_value(key, value, SRT_NAMES, "surface_type_", -1, 4)
 
 
+_YAPC_PARSERS = {
+    "score": lambda k, v: _integer(k, v, 0, 255),
+    "knn": lambda k, v: _integer(k, v, 0, 10000),
+    "min_ph": lambda k, v: _integer(k, v, 0, 10000),
+    "min_knn": lambda k, v: _integer(k, v, 1, 10000),
+    "win_h": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "win_x": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
+    "version": lambda k, v: _integer(k, v, 0, 3),
+}
+
+
 def _parse_yapc(key: str, value: Any) -> Yapc:
-    if not isinstance(value, dict):
-        raise ParameterError(key, f"expected an object like {{\"score\": 0}}, got {_kind(value)}")
-    kw: dict[str, Any] = {}
-    for k, v in value.items():
-        sub = f"{key}.{k}"
-        if k == "score":
-            kw[k] = _integer(sub, v, 0, 255)
-        elif k in ("knn", "min_ph"):
-            kw[k] = _integer(sub, v, 0, 10000)
-        elif k == "min_knn":
-            kw[k] = _integer(sub, v, 1, 10000)
-        elif k in ("win_h", "win_x"):
-            kw[k] = _number(sub, v, 0.0, 10000.0, lo_open=True)
-        elif k == "version":
-            kw[k] = _integer(sub, v, 0, 3)
-        else:
-            raise ParameterError(sub, "unknown YAPC setting (known: score, knn, min_knn, min_ph, "
-                                      "win_h, win_x, version)")
-    return Yapc(**kw)
+    return Yapc(**_settings(key, value, _YAPC_PARSERS))
 
 
 def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
@@ -316,7 +418,7 @@ def _parse_poly(key: str, value: Any) -> tuple[tuple[float, float], ...]:
         lon = _number(f"{key}[{i}].lon", p["lon"], -180.0, 180.0)
         lat = _number(f"{key}[{i}].lat", p["lat"], -90.0, 90.0)
         points.append((lon, lat))
-    return validate_polygon(key, points)
+    return tuple(points)   # checked in its projection once "proj" is known (from_dict)
 
 
 def _parse_beams(key: str, value: Any) -> tuple[str, ...]:
@@ -335,13 +437,13 @@ def _parse_beams(key: str, value: Any) -> tuple[str, ...]:
 
 
 def _parse_time(key: str, value: Any) -> str:
+    """Any time form SlideRule's server parses (``timeutil.parse_utc``), kept as ``...Z`` UTC text."""
     if not isinstance(value, str):
         raise ParameterError(key, f"expected a time like 2018-10-13T00:00:00Z, got {_kind(value)}")
     try:
-        parse_utc(value)
-    except ValueError:
-        raise ParameterError(key, f"'{value}' is not in the format %Y-%m-%dT%H:%M:%SZ") from None
-    return value
+        return format_utc(parse_utc(value))
+    except ValueError as exc:
+        raise ParameterError(key, f"'{value}' is not a time ({exc})") from None
 
 
 def _parse_asset(key: str, value: Any) -> str:
@@ -413,6 +515,7 @@ _PARSERS = {
     "quality_ph": _parse_quality,
     "atl08_class": _parse_atl08,
     "yapc": _parse_yapc,
+    "output": parse_output,
     "len": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "res": lambda k, v: _number(k, v, 0.0, 100000.0, lo_open=True),
     "dist_in_seg": _boolean,
@@ -423,11 +526,13 @@ _PARSERS = {
     "H_min_win": lambda k, v: _number(k, v, 0.0, 10000.0),
     "sigma_r_max": lambda k, v: _number(k, v, 0.0, 10000.0, lo_open=True),
     "compact": _boolean,
+    "podppd": lambda k, v: _integer(k, v, 0, 255),
     "timeout": lambda k, v: _number(k, v, 0.0, 86400.0, lo_open=True),
     **dict.fromkeys(ANCILLARY_KEYS, _parse_fields),
+    "phoreal": _parse_phoreal,
 }
-_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "timeout",
-             *ANCILLARY_KEYS}
+_NULLABLE = {"poly", "rgt", "cycle", "region", "version", "t0", "t1", "atl08_class", "yapc", "output",
+             "timeout", *ANCILLARY_KEYS, "phoreal"}
 
 # ---- request bounds and deadlines (SlideRule's RequestParameters keys)
 MAX_TIMEOUT_S = 86400.0
@@ -444,9 +549,87 @@ def _first(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
 
 
+# ---------------------------------------------------------------------- SlideRule's wider vocabulary
+def _unknown(key: str, known: list[str]) -> str:
+    """'unknown parameter; did you mean ...?' with the closest known names."""
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(key.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+        close = [k for k in known if k.lower() in close]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+        " (docs/parameters.md lists every accepted key)"
+    return f"unknown parameter{hint}"
+
+
+def _parse_spots(key: str, value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise ParameterError(key, "the list is empty")
+    return tuple(sorted({_integer(key, v, 1, 6) for v in items}))
+
+
+def _parse_name_filter(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or value != value.strip() or len(value) > 256:
+        raise ParameterError(key, f"expected a granule name pattern with * and ? (e.g. 'ATL03_2019*'), got {value!r}")
+    return value
+
+
+def _settings(key: str, value: Any, parsers: dict) -> dict[str, Any]:
+    """A settings object (``yapc``, ``phoreal``, ``fit``, ``cmr``): each member checked by its parser,
+    errors naming ``key.member``; a member given as null keeps its default."""
+    if not isinstance(value, dict):
+        raise ParameterError(key, f"expected an object like {{{', '.join(repr(k) for k in parsers)}: ...}}, "
+                                  f"got {_kind(value)}")
+    out = {}
+    for sub, v in value.items():
+        if sub not in parsers:
+            raise ParameterError(f"{key}.{sub}", _unknown(str(sub), list(parsers)))
+        if v is not None:
+            out[sub] = parsers[sub](f"{key}.{sub}", v)
+    return out
+
+
+def _parse_fit(key: str, value: Any) -> dict[str, Any]:
+    """SlideRule's ``fit`` object: the ATL06-SR settings, the same as the top-level keys."""
+    return _settings(key, value, {k: _PARSERS[k] for k in _FIT_KEYS})
+
+
+def _parse_cmr(key: str, value: Any) -> dict[str, Any]:
+    """SlideRule's ``cmr`` object: ``version``, the release discovery searches (as ``version``)."""
+    return _settings(key, value, {"version": _parse_version})
+
+
+def _merge_aliases(kw: dict[str, Any], aliases: dict[str, dict[str, Any]]) -> None:
+    """``fit.*`` and ``cmr.version`` mean the top-level keys; both given and different is an error."""
+    for alias, values in aliases.items():
+        for sub, value in values.items():
+            top = "version" if alias == "cmr" else sub
+            if top in kw and kw[top] != value:
+                raise ParameterError(f"{alias}.{sub}", f"is {value!r} but '{top}' is {kw[top]!r}; give one of them")
+            kw[top] = value
+
+
+_ALIASES = {"fit": _parse_fit, "cmr": _parse_cmr}
+_PARSERS.update({
+    "spots": _parse_spots,
+    "podppd": lambda k, v: _integer(k, v, 0, 255),
+    "name_filter": _parse_name_filter,
+})
+_NULLABLE |= {"podppd", "name_filter"}
+_NOT_SUPPORTED_DATUM = ("heights are in the granule's own frame (ITRF2014 for releases up to 006, ITRF2020 for "
+                        "007); icesat2sr does no datum conversion")
+
+
+def _parse_datum(key: str, value: Any) -> None:
+    raise ParameterError(key, f"is not supported: {_NOT_SUPPORTED_DATUM}")
+
+
+_ALIASES["datum"] = _parse_datum
+
+
 def defaults() -> dict[str, Any]:
     """The default parameters as a seed-form dictionary."""
     return Parms().to_dict()
 
 
-__all__ = ["ParameterError", "Parms", "Yapc", "defaults"]
+__all__ = ["ParameterError", "Parms", "Phoreal", "Yapc", "defaults"]

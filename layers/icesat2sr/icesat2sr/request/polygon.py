@@ -13,35 +13,75 @@ MAX_POLY_POINTS = 16384      # SlideRule's limit
 _EDGE_CHUNK = 256
 
 
-def validate_polygon(key: str, points: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
-    """Check a (lon, lat) ring and return it closed.
+def validate_polygon(key: str, points: list[tuple[float, float]], proj: str = "auto"
+                     ) -> tuple[tuple[float, float], ...]:
+    """Check a (lon, lat) ring in the projection it will be used in and return it closed.
 
     Raises
     ------
     ParameterError
-        Fewer than three distinct vertices, or a ring that encloses no area.
+        Fewer than three distinct vertices, a vertex the projection cannot draw (the opposite
+        pole of a polar projection), or a ring that encloses no area in that projection.
     """
-    import shapely
-
     ring = list(points)
     if len(ring) > 1 and ring[0] == ring[-1]:
         ring = ring[:-1]
     if len(set(ring)) < 3:
         raise ParameterError(key, f"a polygon needs at least 3 distinct points, got {len(set(ring))}")
-    # area in the plane SlideRule tests points in: a ring along one parallel around a pole is a
-    # line in lon/lat but a proper polygon in the polar projection
-    x, y = project(np.array([p[0] for p in ring]), np.array([p[1] for p in ring]), choose_projection(ring))
-    if shapely.Polygon(np.column_stack((x, y))).area <= 0.0:
-        raise ParameterError(key, "the polygon is degenerate (its points enclose no area)")
-    return (*ring, ring[0])
+    closed = (*ring, ring[0])
+    projection = choose_projection(closed, proj)
+    problem = _undrawable(closed, projection)
+    if problem is not None:
+        hint = ""
+        if projection == "plate_carree" and "no area" in problem:
+            pole = "north_polar" if sum(p[1] for p in ring) > 0 else "south_polar"
+            if _undrawable(closed, pole) is None:
+                hint = f"; a ring around a pole needs \"proj\": \"{pole}\""
+        elif projection != "plate_carree" and _undrawable(closed, "plate_carree") is None:
+            hint = "; use \"proj\": \"plate_carree\""
+        raise ParameterError(key, f"{problem}{hint}")
+    return closed
 
 
 def choose_projection(poly: tuple[tuple[float, float], ...], proj: str = "auto") -> str:
-    """SlideRule's projection choice: from the first vertex when ``proj`` is ``auto``."""
+    """The plane a ring is read in: ``proj``, or for ``auto`` SlideRule's choice from the first
+    vertex (polar stereographic beyond +-70 deg), unless the ring cannot be drawn there and can
+    in plate carree (e.g. a whole-world box, which reaches both poles): then plate carree."""
     if proj != "auto":
         return proj
+    return _auto_projection(tuple((float(p[0]), float(p[1])) for p in poly))
+
+
+@functools.lru_cache(maxsize=64)
+def _auto_projection(poly: tuple[tuple[float, float], ...]) -> str:
     lat = poly[0][1]
-    return "north_polar" if lat > 70.0 else "south_polar" if lat < -70.0 else "plate_carree"
+    first = "north_polar" if lat > 70.0 else "south_polar" if lat < -70.0 else "plate_carree"
+    if first != "plate_carree" and _undrawable(poly, first) and not _undrawable(poly, "plate_carree"):
+        return "plate_carree"
+    return first
+
+
+def _undrawable(poly: tuple[tuple[float, float], ...], projection: str) -> str | None:
+    """Why a closed ring is no polygon in a projection, or None when it is one."""
+    import shapely
+
+    lon = np.array([p[0] for p in poly], dtype=np.float64)
+    lat = np.array([p[1] for p in poly], dtype=np.float64)
+    if projection in ("north_polar", "south_polar"):
+        far = -90.0 if projection == "north_polar" else 90.0
+        at_far = np.flatnonzero(lat == far)
+        if at_far.size:
+            i = int(at_far[0])
+            return (f"vertex {i} ({lon[i]:g}, {lat[i]:g}) is the {'south' if far < 0 else 'north'} pole, which "
+                    f"{projection} cannot draw")
+    unwrap = projection == "plate_carree" and crosses_antimeridian(poly)
+    x, y = project_points(lon, lat, projection, unwrap)
+    extent = float(max(np.ptp(x), np.ptp(y))) ** 2
+    # relative to its size: rounding makes a collapsed ring (e.g. +-180 deg meeting in a polar
+    # plane) enclose a few 1e-17
+    if not extent > 0.0 or abs(shapely.Polygon(np.column_stack((x, y))).area) <= 1e-9 * extent:
+        return f"the polygon is degenerate (its points enclose no area in {projection})"
+    return None
 
 
 def project(lon: np.ndarray, lat: np.ndarray, projection: str) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 
 import numpy as np
 
@@ -51,6 +52,61 @@ def utc_to_gps(when: dt.datetime) -> float:
     return unix - GPS_TO_UNIX + leap_seconds(unix)
 
 
+# The forms SlideRule's server parses (TimeLib::str2gpstime), plus a bare date:
+#   2021-01-01T12:30:00Z, 2021-01-01T12:30:00.25Z, 2021-01-01T12:30:00, 2021-01-01 12:30:00
+#   2021-01-01 12:30:00+02:00 / -05:30 / Z   (ISO 8601 offsets; SlideRule adds a "+" offset: see decisions.md)
+#   2021:01:01:12:30:00 (colons only), 2021:001:12:30:00 (day of year), 2021-01-01 (midnight UTC)
+_ZULU = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d*)?)"
+                   r"(?:Z|([+-])(\d{1,2}):?(\d{2}))?)?")
+_COLONS = re.compile(r"(\d{4}):(\d{1,2}):(\d{1,2}):(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d*)?)")
+_DAY_OF_YEAR = re.compile(r"(\d{4}):(\d{1,3}):(\d{1,2}):(\d{1,2}):(\d{1,2}(?:\.\d*)?)")
+
+
 def parse_utc(text: str) -> dt.datetime:
-    """Parse SlideRule's ``%Y-%m-%dT%H:%M:%SZ`` time strings (UTC)."""
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    """Parse a time string in any form SlideRule's server accepts (and a bare date) to aware UTC.
+
+    Raises
+    ------
+    ValueError
+        Not one of the forms, or an impossible date or time.
+
+    Examples
+    --------
+    >>> parse_utc("2021-01-01").isoformat()
+    '2021-01-01T00:00:00+00:00'
+    >>> parse_utc("2021-01-01 02:30:00+02:00").isoformat()
+    '2021-01-01T00:30:00+00:00'
+    """
+    text = text.strip()
+    if m := _ZULU.fullmatch(text):
+        y, mo, d, h, mi, sec, sign, oh, om = m.groups()
+        when = _compose(int(y), int(mo), int(d), int(h or 0), int(mi or 0), sec or "0")
+        if sign:
+            if int(oh) > 23 or int(om) > 59:
+                raise ValueError(f"time zone offset {sign}{oh}:{om} is out of range")
+            offset = dt.timedelta(hours=int(oh), minutes=int(om))
+            when = when - offset if sign == "+" else when + offset
+        return when
+    if m := _COLONS.fullmatch(text):
+        y, mo, d, h, mi, sec = m.groups()
+        return _compose(int(y), int(mo), int(d), int(h), int(mi), sec)
+    if m := _DAY_OF_YEAR.fullmatch(text):
+        y, doy, h, mi, sec = m.groups()
+        start = _compose(int(y), 1, 1, int(h), int(mi), sec)
+        if not 1 <= int(doy) <= (366 if calendar.isleap(int(y)) else 365):
+            raise ValueError(f"day of year {doy} is out of range")
+        return start + dt.timedelta(days=int(doy) - 1)
+    raise ValueError("expected e.g. 2021-01-01, 2021-01-01T00:00:00Z, 2021-01-01T00:00:00.5+02:00, "
+                     "2021:01:01:00:00:00 or 2021:001:00:00:00")
+
+
+def _compose(year: int, month: int, day: int, hour: int, minute: int, second: str) -> dt.datetime:
+    whole, _, fraction = second.partition(".")
+    micro = int((fraction + "000000")[:6]) if fraction else 0
+    return dt.datetime(year, month, day, hour, minute, int(whole), micro, tzinfo=dt.UTC)
+
+
+def format_utc(when: dt.datetime) -> str:
+    """``%Y-%m-%dT%H:%M:%SZ`` (with ``.ffffff`` when there is a fraction of a second), UTC."""
+    when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if when.microsecond else "%Y-%m-%dT%H:%M:%SZ")

@@ -189,14 +189,14 @@ def segment_runs(segment_id: np.ndarray) -> list[tuple[int, int]]:
 
 
 SEGMENT_FIELDS = ("segment_id", "segment_dist_x", "segment_ph_cnt", "segment_delta_time", "velocity_sc",
-                  "solar_elevation")
+                  "solar_elevation", "podppd_flag")
 PHOTON_FIELDS = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across",
-                 "signal_conf_ph", "quality_ph", "weight_ph", "atl08_class")
+                 "signal_conf_ph", "quality_ph", "weight_ph", "atl08_class", "relief", "landcover", "snowcover")
 
 
 def run_beam(beam: Beam, s0: int, s1: int, p0: int, p1: int) -> Beam:
     """The beam restricted to segments ``s0..s1-1`` and photons ``p0..p1-1`` (views, no copies)."""
-    changes = {f: getattr(beam, f)[s0:s1] for f in SEGMENT_FIELDS}
+    changes = {f: getattr(beam, f)[s0:s1] for f in SEGMENT_FIELDS if getattr(beam, f) is not None}
     changes.update({f: getattr(beam, f)[p0:p1] for f in PHOTON_FIELDS if getattr(beam, f) is not None})
     return replace(beam, **changes)
 

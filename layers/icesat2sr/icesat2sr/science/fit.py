@@ -98,6 +98,7 @@ def fit_extents(
     delta_time: np.ndarray | None = None,
     extras: Mapping[str, np.ndarray] | None = None,
     photon: np.ndarray | None = None,
+    double: bool = False,
 ) -> dict[str, np.ndarray]:
     """Fit SlideRule's ATL06-SR line to every extent of a beam.
 
@@ -133,6 +134,11 @@ def fit_extents(
         When given, the photon fields above are per photon (not per entry) and entry ``i`` is
         photon ``photon[i]``; they are only read at the photons of the final sets (any object
         with numpy fancy indexing will do).
+    double : bool
+        SlideRule's x-series ``SurfaceFitter`` arithmetic instead of the p-series': ``x`` stays
+        float64, the slope and window carried between passes are not rounded to float32,
+        ``rms_misfit``/``h_sigma`` are float64 products (rounded when stored) and are not zeroed
+        for flagged extents.
 
     Returns
     -------
@@ -160,7 +166,7 @@ def fit_extents(
     """
     s = settings if settings is not None else FitSettings()
     offsets = np.asarray(offsets, dtype=np.int64)
-    x32 = np.asarray(x, dtype=np.float32)
+    x32 = np.asarray(x, dtype=np.float64 if double else np.float32)
     h32 = np.asarray(h, dtype=np.float32)
     _check_layout(offsets, x32, h32)
     n_ext = offsets.size - 1
@@ -168,7 +174,7 @@ def fit_extents(
     out = _empty_outputs(n_ext, x32.size, fields)
     with np.errstate(all="ignore"):
         bg_density = _background_density(n_ext, extent_length, velocity, background_rate)
-        _Loop(offsets, x32, h32, bg_density, s, fields, out).run()
+        _Loop(offsets, x32, h32, bg_density, s, fields, out, np.float64 if double else np.float32).run()
     return out
 
 
@@ -353,13 +359,15 @@ def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 class _Loop:
     """SPEC §6's repeat-loop over tiles; extents that stop are written to ``out``."""
 
-    def __init__(self, offsets, x32, h32, bg_density, s: FitSettings, fields: dict[str, _Field], out):
+    def __init__(self, offsets, x32, h32, bg_density, s: FitSettings, fields: dict[str, _Field], out,
+                 stored=np.float32):
         # exact widening, once; a trailing 0 is the padding slots' x and h
         self.x64 = np.append(x32.astype(np.float64), 0.0)
         self.h64 = np.append(h32.astype(np.float64), 0.0)
         self.offsets, self.bg_density, self.s, self.fields, self.out = offsets, bg_density, s, fields, out
+        self.stored = stored             # the type slope and window are kept in between passes
         n_ext = offsets.size - 1
-        self.window = np.zeros(n_ext, np.float32)
+        self.window = np.zeros(n_ext, stored)
         self.pflags = np.zeros(n_ext, np.uint16)
         self.invalid = np.zeros(n_ext, bool)
         self.in_fit = np.zeros(x32.size + 1, bool)       # + 1: the padding entries' (-1) slot
@@ -394,8 +402,8 @@ class _Loop:
         sigma_r, oob = _robust_spread(ranked, pad, n, zmin, zmax, n_bg)
         self.pflags[e[oob]] |= PFLAG_OUT_OF_BOUNDS
         self.invalid[e[oob]] = True
-        slope32 = slope.astype(np.float32)
-        w_new = _window_height(sigma_r, slope32, w_prev, s)
+        slope32 = slope.astype(self.stored)
+        w_new = _window_height(sigma_r, slope32, w_prev, s, self.stored)
         self.window[e] = w_new
 
         half = (w_new.astype(np.float64) / 2.0)[:, None]
@@ -434,9 +442,9 @@ class _Loop:
         r = np.take(ranked, flat)
         np.copyto(r, 0.0, where=padT)
         np.multiply(r, r, out=r)
-        rms = np.sqrt(_sum(r) / n).astype(np.float32)
-        h_sigma = rms * y_sigma.astype(np.float32)            # float32 product, as in SlideRule
-        bad = self.invalid[e]
+        rms = np.sqrt(_sum(r) / n).astype(self.stored)
+        h_sigma = rms * y_sigma.astype(self.stored)           # a float32 product in the p-series
+        bad = self.invalid[e] & (self.stored == np.float32)   # the x-series keeps the values
         out["h_mean"][e] = h_mean
         out["dh_fit_dx"][e] = slope32
         out["n_fit_photons"][e] = n
@@ -573,13 +581,13 @@ def _cmax(a, b):
 
 
 def _window_height(sigma_r: np.ndarray, slope32: np.ndarray, w_prev: np.ndarray,
-                   s: FitSettings) -> np.ndarray:
-    """New window height W (float32, as stored in the elevation record)."""
+                   s: FitSettings, stored=np.float32) -> np.ndarray:
+    """New window height W (float32 as stored in the elevation record, or float64)."""
     slope = slope32.astype(np.float64)
     sigma_expected = np.sqrt(_SE1 + (SIGMA_BEAM * SIGMA_BEAM) * (slope * slope))
     sigma_r = np.where(sigma_r > s.sigma_r_max, s.sigma_r_max, sigma_r)
     w_new = _cmax(_cmax(s.H_min_win, 6.0 * sigma_expected), 6.0 * sigma_r)
-    return _cmax(w_new, 0.75 * w_prev).astype(np.float32)
+    return _cmax(w_new, 0.75 * w_prev).astype(stored)
 
 
 def _checks(keep: np.ndarray, X: np.ndarray, n: np.ndarray, iteration: int,

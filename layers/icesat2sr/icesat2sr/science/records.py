@@ -9,6 +9,9 @@ number keeps its unit and dtype across Lambda, S3 and HTTP boundaries.
 | elevations | :data:`ELEVATION` (104 B) or :data:`COMPACT` | fitted extent |
 | extents | :data:`EXTENT` (56 B) | emitted photon extent (atl03s) |
 | photons | :data:`PHOTON` (64 B) | photon of an extent, CSR by ``offsets`` |
+| vegetation | :data:`VEGETATION` (176 B) | PhoREAL extent (atl08) |
+| waveforms | :data:`WAVEFORM` (16 B) + ``waveform`` (f4 bins, CSR by ``num_bins``) | PhoREAL extent (waveform on) |
+| frame | dict of named columns (:mod:`icesat2sr.science.xseries`) | x-series row (photon or fit) |
 """
 
 from __future__ import annotations
@@ -63,6 +66,24 @@ PHOTON = _struct([
     ("distance", "<f8", 56),
 ], 64)
 """Photon: SlideRule ``atl03rec.photons`` plus the seed's ``delta_time`` and ``distance``."""
+
+# ---------------------------------------------------------------------- PhoREAL (atl08)
+NUM_PERCENTILES = 20
+
+VEGETATION = _struct([
+    ("extent_id", "<u8", 0), ("segment_id", "<u4", 8), ("pflags", "<u2", 12), ("rgt", "<u2", 14),
+    ("cycle", "<u2", 16), ("spot", "u1", 18), ("gt", "u1", 19), ("ph_count", "<u4", 20),
+    ("gnd_ph_count", "<u4", 24), ("veg_ph_count", "<u4", 28), ("landcover", "u1", 32), ("snowcover", "u1", 33),
+    ("time", "<i8", 40), ("latitude", "<f8", 48), ("longitude", "<f8", 56), ("x_atc", "<f4", 64),
+    ("solar_elevation", "<f4", 68), ("h_te_median", "<f4", 72), ("h_max_canopy", "<f4", 76),
+    ("h_min_canopy", "<f4", 80), ("h_mean_canopy", "<f4", 84), ("h_canopy", "<f4", 88),
+    ("canopy_openness", "<f4", 92), ("canopy_h_metrics", ("<f4", (NUM_PERCENTILES,)), 96),
+], 176)
+"""PhoREAL vegetation metrics: SlideRule's ``atl08rec.vegetation`` (``pflags`` is in its struct, not its definition)."""
+
+WAVEFORM = _struct([("extent_id", "<u8", 0), ("num_bins", "<u2", 8), ("binsize", "<f4", 12)], 16)
+"""Head of SlideRule's ``waverec``; its ``num_bins`` float32 bins follow on the wire."""
+# ---------------------------------------------------------------------- end PhoREAL
 
 INVALID_FLAG = 0xFF  # landcover/snowcover without PhoREAL, as SlideRule sends them
 EXTENT_ID_ELEVATION = 0x2
@@ -146,6 +167,8 @@ def photon_rows(beam: Beam, extents: Extents, conf: np.ndarray,
     ph["y_atc"] = beam.dist_ph_across[p]
     ph["height"] = beam.h_ph[p]
     ph["landcover"] = ph["snowcover"] = INVALID_FLAG
+    if beam.relief is not None:  # PhoREAL on: SlideRule's photons carry its ATL08 inputs
+        ph["relief"], ph["landcover"], ph["snowcover"] = beam.relief[p], beam.landcover[p], beam.snowcover[p]
     ph["atl08_class"] = beam.atl08_class[p] if beam.atl08_class is not None else 4
     ph["atl03_cnf"] = conf[p]
     ph["quality_ph"] = beam.quality_ph[p]
@@ -159,7 +182,9 @@ def photon_rows(beam: Beam, extents: Extents, conf: np.ndarray,
 class GranuleResult:
     """Everything one granule produced for one request.
 
-    ``kind`` is ``atl06`` (``elevations``) or ``atl03s`` (``extents``, ``photons``, ``offsets``).
+    ``kind`` is ``atl06`` (``elevations``), ``atl03s`` (``extents``, ``photons``, ``offsets``),
+    ``atl08`` (``vegetation``, and with ``send_waveform`` ``waveforms`` and ``waveform``) or
+    ``atl03x`` (``frame``: SlideRule's x-series columns, in order).
     ``error`` holds ``(code, message)`` when the granule failed (other tables then empty).
     ``ancillary`` holds the requested ancillary fields, one array per field (keys from
     :func:`icesat2sr.science.ancillary.column_key`) aligned with ``elevations`` or ``photons``.
@@ -171,18 +196,25 @@ class GranuleResult:
     extents: np.ndarray | None = None
     photons: np.ndarray | None = None
     offsets: np.ndarray | None = None
+    vegetation: np.ndarray | None = None
+    waveforms: np.ndarray | None = None
+    waveform: np.ndarray | None = None
     error: tuple[int, str] | None = None
     stats: dict = field(default_factory=dict)
     ancillary: dict[str, np.ndarray] | None = None
+    frame: dict[str, np.ndarray] | None = None
 
     @property
     def rows(self) -> int:
-        """Rows of the main table (elevations, or photons for atl03s)."""
-        table = self.elevations if self.kind == "atl06" else self.photons
+        """Rows of the main table (elevations, photons for atl03s, vegetation for atl08, frame rows
+        for atl03x)."""
+        if self.kind == "atl03x":
+            return len(next(iter(self.frame.values()))) if self.frame else 0
+        table = {"atl06": self.elevations, "atl08": self.vegetation}.get(self.kind, self.photons)
         return 0 if table is None else len(table)
 
 
-_TABLES = ("elevations", "extents", "photons", "offsets")
+_TABLES = ("elevations", "extents", "photons", "offsets", "vegetation", "waveforms", "waveform")
 
 
 def _pack_array(a: np.ndarray) -> dict:
@@ -203,7 +235,7 @@ def _unpack_array(d: dict) -> np.ndarray:
 
 
 def _dtype_from(d: dict) -> np.dtype:
-    for known in (ELEVATION, COMPACT, EXTENT, PHOTON):
+    for known in (ELEVATION, COMPACT, EXTENT, PHOTON, VEGETATION, WAVEFORM):
         if d["itemsize"] == known.itemsize and set(d["columns"]) == set(known.names):
             return known
     names = list(d["columns"])
@@ -225,8 +257,10 @@ def pack(result: GranuleResult, part: tuple[int, int] | None = None) -> bytes:
         value = getattr(result, name)
         if value is not None:
             body[name] = _pack_array(value)
-    if result.ancillary is not None:
-        body["ancillary"] = [[key, _pack_array(np.ascontiguousarray(v))] for key, v in result.ancillary.items()]
+    for name in ("ancillary", "frame"):
+        columns = getattr(result, name)
+        if columns is not None:
+            body[name] = [[key, _pack_array(np.ascontiguousarray(v))] for key, v in columns.items()]
     return msgpack.packb(body, use_bin_type=True)
 
 
@@ -248,9 +282,10 @@ def unpack(data: bytes) -> GranuleResult:
 def _result(body: dict) -> GranuleResult:
     tables = {name: _unpack_array(body[name]) for name in _TABLES if name in body}
     error = tuple(body["error"]) if body.get("error") else None
-    ancillary = {key: _unpack_array(v) for key, v in body["ancillary"]} if "ancillary" in body else None
+    columns = {name: {key: _unpack_array(v) for key, v in body[name]} if name in body else None
+               for name in ("ancillary", "frame")}
     return GranuleResult(body["granule"], body["kind"], error=error, stats=body.get("stats") or {},
-                         ancillary=ancillary, **tables)
+                         **columns, **tables)
 
 
 def _compact(results: list[GranuleResult]) -> bool:
@@ -275,14 +310,31 @@ def concat_ancillary(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.
     return out
 
 
+def concat_frames(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Column dicts with the same columns, stacked in order (empty dict when there are none)."""
+    if not parts:
+        return {}
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
 def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
     """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
+    if kind == "atl03x":
+        merged.frame = concat_frames([r.frame for r in ok if r.frame])
+        return merged
     merged.ancillary = concat_ancillary([r.ancillary for r in ok])
     if kind == "atl06":
         parts = [r.elevations for r in ok if r.elevations is not None]
         merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)
+        return merged
+    if kind == "atl08":
+        merged.vegetation = stack([r.vegetation for r in ok if r.vegetation is not None], VEGETATION)
+        if any(r.waveforms is not None for r in ok):
+            merged.waveforms = stack([r.waveforms for r in ok if r.waveforms is not None], WAVEFORM)
+            parts = [r.waveform for r in ok if r.waveform is not None]
+            merged.waveform = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return merged
     heads = [r.extents for r in ok if r.extents is not None]
     phs = [r.photons for r in ok if r.photons is not None]

@@ -66,10 +66,11 @@ def photon_confidence(signal_conf_ph: np.ndarray, srt: int, granule: str = "") -
 # ---------------------------------------------------------------------- the mask
 def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
                 atl08_class: np.ndarray | None = None, yapc_score: np.ndarray | None = None,
-                granule: str = "") -> np.ndarray:
+                granule: str = "", podppd_ph: np.ndarray | None = None) -> np.ndarray:
     """Photons passing every per-photon test of SPEC §4.7, in SlideRule's order.
 
-    cnf membership -> quality_ph membership -> ATL08 class membership (when
+    cnf membership -> quality_ph membership -> POD/PPD flag bit set in ``parms.podppd`` (when
+    set and not 0; SlideRule's atl03x test: bit ``podppd_flag`` of the mask) -> ATL08 class membership (when
     ``parms.atl08_class`` is set) -> ``yapc_score >= parms.yapc.score`` (when ``parms.yapc``
     is set). Each value is validated only on photons that passed the earlier tests.
 
@@ -80,13 +81,15 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     quality_ph : ndarray of int8, shape (N,)
         ``heights/quality_ph``.
     parms : Parms
-        Uses ``cnf``, ``quality_ph``, ``atl08_class`` and ``yapc``.
+        Uses ``cnf``, ``quality_ph``, ``podppd``, ``atl08_class`` and ``yapc``.
     atl08_class : ndarray of uint8, shape (N,), optional
         Output of :func:`icesat2sr.granules.atl08.atl08_classes`; required when ``parms.atl08_class`` is set.
     yapc_score : ndarray of uint8 or uint16, shape (N,), optional
         YAPC scores (:func:`icesat2sr.science.yapc.yapc_scores`); required when ``parms.yapc`` is set.
     granule : str
         Granule name for error messages.
+    podppd_ph : ndarray of uint8, shape (N,), optional
+        Each photon's segment ``geolocation/podppd_flag`` (0-7); required when ``parms.podppd`` is set (not 0).
 
     Returns
     -------
@@ -107,6 +110,11 @@ def photon_mask(conf: np.ndarray, quality_ph: np.ndarray, parms: Parms,
     quality = _stage_array(quality_ph, n, "quality_ph")
     _check_range(quality[keep], 0, NUM_PHOTON_QUALITY - 1, granule, "invalid atl03 photon quality")
     keep &= _member(quality, parms.quality_ph, 0, NUM_PHOTON_QUALITY - 1)
+
+    if parms.podppd:   # 0, like none, filters nothing (SlideRule: usePodppd = mask != 0)
+        flags = _stage_array(podppd_ph, n, "podppd_ph")
+        _check_range(flags[keep], 0, 7, granule, "invalid POD/PPD flag")
+        keep &= _member(flags, [bit for bit in range(8) if parms.podppd >> bit & 1], 0, 7)
 
     if parms.atl08_class is not None:
         classes = _stage_array(atl08_class, n, "atl08_class")

@@ -19,8 +19,9 @@ import multiprocessing
 import time
 from collections.abc import Mapping
 
+from ..formats import wire
 from . import routes
-from .routes import JSON, Response
+from .routes import JSON, OCTET, Response
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ MARGIN_S = 1.5                     # kept for answering before the Lambda's own 
 LAMBDA_RESPONSE_BYTES = 6_291_556  # synchronous Lambda response payload limit
 MAX_BODY_BYTES = 4_500_000         # base64 of this, plus the JSON envelope, fits in LAMBDA_RESPONSE_BYTES
 ASYNC_ROUTE = {"/source/atl06": "/source/atl06p", "/source/atl03s": "/source/atl03sp",
-               "/source/atl06p": "/source/atl06p", "/source/atl03sp": "/source/atl03sp"}
+               "/source/atl06p": "/source/atl06p", "/source/atl03sp": "/source/atl03sp",
+               "/source/atl08": "/source/atl08p", "/source/atl08p": "/source/atl08p"}
 
 
 def too_big(path: str, what: str) -> Response:
@@ -45,6 +47,12 @@ def too_big(path: str, what: str) -> Response:
                                               "async_route": route}).encode())
 
 
+def timed_out(seconds: float) -> Response:
+    """A record stream holding only SlideRule's TIMEOUT exception: the request's own time limit passed."""
+    message = f"rqst_timeout of {seconds:g} s passed before the request completed; nothing was returned"
+    return Response(200, OCTET, wire.exception_record(wire.TIMEOUT, wire.ERROR_LEVEL, message))
+
+
 def answer(method: str, path: str, headers: Mapping[str, str], body: bytes, config: routes.Config, *,
            deadline_s: float | None = None, max_bytes: int | None = None) -> Response:
     """:func:`icesat2sr.service.routes.handle`, collected within API Gateway's limits.
@@ -58,7 +66,7 @@ def answer(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     route = path.split("?", 1)[0].rstrip("/")
     if route not in routes.PROCESSING:
         return collect(routes.handle(method, path, headers, body, config), path, max_bytes)
-    deadline_s = min(deadline_s, _requested_deadline(body))
+    requested = _requested_deadline(body)
     started = time.monotonic()
     ctx = multiprocessing.get_context("fork")   # a Lambda has no /dev/shm: a Pipe, no Queue
     reader, writer = ctx.Pipe(duplex=False)
@@ -67,8 +75,9 @@ def answer(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     child.start()
     writer.close()
     try:
-        if not reader.poll(max(0.0, deadline_s - (time.monotonic() - started))):
-            return too_big(path, "time")
+        if not reader.poll(max(0.0, min(deadline_s, requested) - (time.monotonic() - started))):
+            # the client's own rqst_timeout: the stream ends with a TIMEOUT record, as on the local server
+            return timed_out(requested) if requested < deadline_s else too_big(path, "time")
         try:
             return reader.recv()
         except (EOFError, OSError):   # the child died (out of memory?) before answering

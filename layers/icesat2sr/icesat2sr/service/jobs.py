@@ -3,7 +3,7 @@
 The Lambda handlers in ``functions/`` are thin shells around these functions; every AWS client is
 passed in, so the same code runs against AWS, against moto in the tests, and by hand.
 
-A job is one ``atl06p`` / ``atl03sp`` request. Everything it writes lives under one prefix of the
+A job is one ``atl06p`` / ``atl03sp`` / ``atl08p`` request. Everything it writes lives under one prefix of the
 results bucket (the only place the functions may write):
 
 | key | written by | content |
@@ -14,7 +14,10 @@ results bucket (the only place the functions may write):
 | ``results/{job}/status.json`` | api, orchestrator, aggregator | state, counts, failures, cost, outputs |
 | ``results/{job}/{granule}.msgpack`` | worker | that granule's :func:`icesat2sr.science.records.pack` (or its error) |
 | ``results/{job}/failed/{granule}.json`` | worker | why a granule failed (read for progress) |
-| ``results/{job}/output.parquet``, ``output.msgpack`` | aggregator | the merged result |
+| ``results/{job}/output.parquet``, ``output.msgpack`` | aggregator | the merged result (msgpack: atl06p/atl03sp) |
+| ``results/{job}/output.<format>`` | aggregator | the request's ``output`` file, unless it names ``s3://`` |
+| ``results/{job}/output.records`` | aggregator | the records SlideRule would stream at the end (``arrowrec.remote``) |
+| ``results/outputs/...`` | aggregator | ``s3://`` files requests name (the output prefix; no job is ``outputs``) |
 
 ``{granule}`` is the granule name without ``.h5``. The aggregator never trusts the Map state's
 output (moto, and AWS past its failure tolerance, do not report every child): it compares the
@@ -39,9 +42,10 @@ from ..request.errors import Icesat2srError, ParameterError, ResourceError
 
 log = logging.getLogger(__name__)
 
-API_KINDS = {"atl06p": "atl06", "atl03sp": "atl03s"}     # async route -> engine kind
+API_KINDS = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08", "atl03x": "atl03x"}   # route -> kind
 ROUTE_OF = {v: k for k, v in API_KINDS.items()}
 PREFIX = "results"
+OUTPUTS = "outputs"
 OUTPUT_NAMES = ("output.parquet", "output.msgpack")
 _GRANULE_KEY = re.compile(r"^(ATL03_\d{14}_\d{8}_\d{3}_\d{2})\.msgpack$")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")              # a Step Functions execution name
@@ -76,8 +80,8 @@ def new_job_id(kind: str) -> str:
 
 
 def check_job_id(job: str) -> str:
-    """Reject ids that could escape the job's prefix."""
-    if not isinstance(job, str) or not JOB_ID.match(job):
+    """Reject ids that could escape the job's prefix (or be the output files' folder)."""
+    if not isinstance(job, str) or not JOB_ID.match(job) or job == OUTPUTS:
         raise JobError(f"invalid job id {job!r}")
     return job
 
@@ -129,6 +133,14 @@ class Settings:
                    writer_role_arn=env.get("JOB_WRITER_ROLE_ARN") or None)
 
 
+def output_prefix(env: Mapping[str, str] | None = None) -> str | None:
+    """``s3://`` prefix requests may name as their ``output.path`` (default: the results bucket's
+    ``results/outputs/``, inside the functions' write scope and never a job's folder)."""
+    env = os.environ if env is None else env
+    bucket = env.get("RESULTS_BUCKET")
+    return env.get("OUTPUT_S3_PREFIX") or (f"s3://{bucket}/{PREFIX}/{OUTPUTS}/" if bucket else None)
+
+
 def route_config(env: Mapping[str, str] | None = None):
     """The :class:`icesat2sr.service.routes.Config` of a Lambda deployment (one granule at a time, no pool)."""
     from .routes import Config
@@ -138,7 +150,7 @@ def route_config(env: Mapping[str, str] | None = None):
 
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
                   workers=1, max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
-                  environment="icesat2sr-lambda")
+                  environment="icesat2sr-lambda", remote_output=output_prefix(env))
 
 
 # ---------------------------------------------------------------------- S3 helpers
@@ -302,7 +314,7 @@ def batch_input(event: Mapping) -> tuple[str, dict]:
     kind = event.get("kind", "atl06")
     kind = API_KINDS.get(kind, kind)
     if kind not in ROUTE_OF:
-        raise ParameterError("kind", f"must be atl06p or atl03sp, got {event.get('kind')!r}")
+        raise ParameterError("kind", f"must be one of {', '.join(API_KINDS)}, got {event.get('kind')!r}")
     body = {k: v for k, v in event.items() if k not in ("kind", "job")}
     return kind, body
 
@@ -448,7 +460,12 @@ def _delete_quietly(s3, bucket: str, key_: str) -> None:
 
 # ---------------------------------------------------------------------- merge (aggregator)
 def aggregate(s3, settings: Settings, event: Mapping, *, aggregator_s: float = 0.0) -> dict:
-    """Merge a job's granule results into GeoParquet and msgpack; write the final status.
+    """Write a job's granule results into its files, one granule at a time; write the final status.
+
+    Every job gets ``output.parquet`` (GeoParquet); atl06p/atl03sp also ``output.msgpack`` (the
+    merged tables); a request with ``output`` also gets that file in its format, at its ``s3://``
+    path or as ``output.<format>``, plus ``output.records`` (an ``arrowrec.remote`` record for an
+    ``s3://`` path). The x-series keeps no granule in memory after writing it.
 
     Parameters
     ----------
@@ -462,8 +479,10 @@ def aggregate(s3, settings: Settings, event: Mapping, *, aggregator_s: float = 0
     dict
         A short summary (state, counts, output keys): the execution's output.
     """
-    from ..formats import geoparquet
-    from ..science.records import concat, pack, unpack
+    import shutil
+    import tempfile
+
+    from ..request.params import Parms
 
     started = time.perf_counter()
     job = check_job_id(event["job"])
@@ -472,13 +491,54 @@ def aggregate(s3, settings: Settings, event: Mapping, *, aggregator_s: float = 0
     request = get_json(s3, bucket, key(job, "request.json")) or {}
     kind = request.get("kind", event.get("kind", "atl06"))
     names = [item["granule"] for item in manifest]
+    parms = Parms.from_dict(request.get("parms") or {})
+    work = tempfile.mkdtemp(prefix="icesat2sr-aggregate-")
+    try:
+        files = _job_files(work, kind, parms, names)
+        failures, seconds, rows, merged = _write_granules(s3, bucket, job, kind, names, event, files, parms.compact)
+        outputs, delivered = _upload_files(s3, bucket, job, parms, files, merged)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ok = len(names) - len(failures)
+    state = "SUCCEEDED" if not failures else ("PARTIAL" if ok else "FAILED")
+    cost = estimate_cost(seconds, settings.worker_memory_mb,
+                         other_s=aggregator_s + time.perf_counter() - started, granules=len(names))
+    status = update_status(s3, bucket, job, state=state, kind=kind, total=len(names), done=len(names),
+                           succeeded=ok, failed=len(failures), failures=failures, rows=rows,
+                           outputs=outputs, cost=cost, finished=_now(), **delivered,
+                           **({"map_error": _short_error(event["map_error"])} if event.get("map_error") else {}))
+    return {"job": job, "state": status["state"], "rows": rows, "succeeded": ok, "failed": len(failures),
+            "outputs": status["outputs"]}
+
+
+def _job_files(work: str, kind: str, parms, names: list[str]) -> dict:
+    """The writers of a job's files (``parquet``, and ``output`` when the request asks for one)."""
+    from ..formats.output import OutputWriter
+
+    files = {"parquet": OutputWriter(os.path.join(work, "output.parquet"), "geoparquet", kind=kind,
+                                     parms=parms.to_dict(), granules=names)}
+    out = parms.output
+    if out is not None:
+        files["output"] = OutputWriter(os.path.join(work, f"output.{out.format}"), out.format, kind=kind,
+                                       parms=parms.to_dict(), granules=names, fields=out.fields,
+                                       validate=out.with_validation)
+    return files
+
+
+def _write_granules(s3, bucket: str, job: str, kind: str, names: list[str], event: Mapping, files: dict,
+                    compact: bool):
+    """Add every granule's result to the files; ``(failures, worker seconds, rows, merged)``.
+
+    ``merged`` (for ``output.msgpack``) is None for the x-series, whose granules are dropped once written.
+    """
+    from ..science.records import concat, unpack
+
     present = {m[1] for k in list_keys(s3, bucket, job_prefix(job))
                if (m := _GRANULE_KEY.match(k[len(job_prefix(job)):]))}
     reasons = _map_failures(s3, event)
-    results, failures, seconds = [], [], []
+    kept, failures, seconds = [], [], []
     for name in names:
-        stem = granule_stem(name)
-        if stem not in present:
+        if granule_stem(name) not in present:
             reason = reasons.get(name) or _failure_note(s3, bucket, job, name) or (
                 "no result: the worker failed or timed out after its retries")
             failures.append({"granule": name, "code": -1, "reason": reason})
@@ -487,23 +547,42 @@ def aggregate(s3, settings: Settings, event: Mapping, *, aggregator_s: float = 0
         seconds.append(result.stats.get("lambda_s", 0.0))
         if result.error:
             failures.append({"granule": name, "code": result.error[0], "reason": result.error[1]})
-        results.append(result)
-    compact = bool(request.get("parms", {}).get("compact", False))
-    merged = concat(results, kind, compact=compact)
-    parms = request.get("parms")
-    s3.put_object(Bucket=bucket, Key=key(job, "output.msgpack"), Body=pack(merged))
-    s3.put_object(Bucket=bucket, Key=key(job, "output.parquet"), Body=geoparquet.to_bytes(merged, parms))
-    ok = len(names) - len(failures)
-    state = "SUCCEEDED" if not failures else ("PARTIAL" if ok else "FAILED")
-    cost = estimate_cost(seconds, settings.worker_memory_mb,
-                         other_s=aggregator_s + time.perf_counter() - started, granules=len(names))
-    status = update_status(s3, bucket, job, state=state, kind=kind, total=len(names), done=len(names),
-                           succeeded=ok, failed=len(failures), failures=failures, rows=merged.rows,
-                           outputs={"parquet": key(job, "output.parquet"), "msgpack": key(job, "output.msgpack")},
-                           cost=cost, finished=_now(),
-                           **({"map_error": _short_error(event["map_error"])} if event.get("map_error") else {}))
-    return {"job": job, "state": status["state"], "rows": merged.rows, "succeeded": ok, "failed": len(failures),
-            "outputs": status["outputs"]}
+        for writer in files.values():
+            writer.add(result)
+        if kind != "atl03x":
+            kept.append(result)
+    merged = None if kind == "atl03x" else concat(kept, kind, compact=compact)
+    return failures, seconds, files["parquet"].rows, merged
+
+
+def _upload_files(s3, bucket: str, job: str, parms, files: dict, merged) -> tuple[dict, dict]:
+    """Upload the finished files; ``(outputs by name -> results-bucket key, status extras)``."""
+    from ..formats import wire
+    from ..science.records import pack
+    from .routes import upload_output
+
+    outputs = {"parquet": key(job, "output.parquet")}
+    s3.upload_file(str(files["parquet"].finish()), bucket, outputs["parquet"])
+    if merged is not None:
+        outputs["msgpack"] = key(job, "output.msgpack")
+        s3.put_object(Bucket=bucket, Key=outputs["msgpack"], Body=pack(merged))
+    out = parms.output
+    if out is None:
+        return outputs, {}
+    path = files["output"].finish()
+    size = os.path.getsize(path)
+    if out.remote:
+        records = b"".join(upload_output(path, out, s3))
+        outputs["output"] = out.s3_location()[1]   # in the results bucket: the output prefix is there
+        url = out.path
+    else:
+        outputs["output"] = key(job, f"output.{out.format}")
+        s3.upload_file(str(path), bucket, outputs["output"])
+        records, url = b"", f"s3://{bucket}/{outputs['output']}"
+    note = wire.event_record(wire.INFO_LEVEL, f"output: {files['output'].rows} rows, {size} bytes of {out.format}")
+    outputs["records"] = key(job, "output.records")
+    s3.put_object(Bucket=bucket, Key=outputs["records"], Body=note + records)
+    return outputs, {"output": {"url": url, "size": size, "format": out.format, "rows": files["output"].rows}}
 
 
 def _failure_note(s3, bucket: str, job: str, granule: str) -> str | None:

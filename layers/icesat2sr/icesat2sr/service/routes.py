@@ -15,6 +15,8 @@ iterated, and closing the iterator stops the work (worker processes are terminat
 | ``/source/health``, ``/health`` | GET | ``{"healthy": true}`` |
 | ``/source/atl06``, ``/source/atl06p`` | POST | ``atl06rec`` stream |
 | ``/source/atl03s``, ``/source/atl03sp`` | POST | ``atl03rec`` stream |
+| ``/source/atl08``, ``/source/atl08p`` | POST | ``atl08rec`` (+ ``waverec``) stream: PhoREAL |
+| ``/source/atl03x`` | POST | an output file (``output`` required): ``arrowrec`` records |
 | ``/source/indexer`` | POST | ``atl03rec.index`` stream |
 
 Errors in the request itself are HTTP 400 with ``{"error": ...}``; a granule that cannot be
@@ -24,6 +26,11 @@ sent to clients name granules and parameter keys, never a path on this machine.
 Every request is bounded: at most ``max_resources`` granules (the request's value, capped by the
 server's :attr:`Config.max_resources`), found by discovery or named; ``rqst_timeout`` ends a
 stream, ``node_timeout`` ends one granule (see docs/parameters.md).
+
+With ``output`` (SlideRule's server-written file) the rows go to a file in the server's own scratch
+folder (:attr:`Config.scratch`, never a client-named server path) instead of records; when every
+granule is done the file is streamed back as ``arrowrec.meta``/``arrowrec.data`` (and
+``arrowrec.eof`` with ``with_checksum``) records naming the client's ``output.path``, then deleted.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ import multiprocessing
 import os
 import queue
 import re
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -57,7 +66,8 @@ RESULT_GRACE_S = 30.0           # a worker that exited cleanly must deliver its 
 DEFAULT_MAX_RESOURCES = 300     # SlideRule's default max_resources (SystemConfig requestMaxResources)
 MAX_CLIENT_HEADER = 64          # characters of the client's version header that are looked at
 # endpoints that read granules (the others answer from memory)
-PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl06p", "/source/atl03sp", "/source/indexer"})
+PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl08", "/source/atl06p", "/source/atl03sp",
+                        "/source/atl08p", "/source/atl03x", "/source/indexer"})
 
 
 @dataclass
@@ -98,6 +108,15 @@ class Config:
         ``max_resources``); a request may ask for fewer, never more.
     environment : str
         Reported by ``/source/version``.
+    scratch : str, optional
+        Folder for output files being written (default: a private folder made on first use
+        under the system's temporary folder).
+    remote_output : str, optional
+        ``s3://bucket/prefix/`` under which requests may have their ``output`` written (uploaded,
+        then announced by an ``arrowrec.remote`` record); None: no ``s3://`` output.
+    output_files : bool
+        Whether the streaming endpoints write ``output`` files (the API Lambda, without pyarrow,
+        leaves them to its jobs).
     """
 
     asset: str = "atlas-local"
@@ -106,7 +125,17 @@ class Config:
     heartbeat_s: float = 0.5
     max_resources: int = DEFAULT_MAX_RESOURCES
     environment: str = "icesat2sr-local"
+    scratch: str | None = None
+    remote_output: str | None = None
+    output_files: bool = True
     started: float = field(default_factory=time.time)
+
+    def scratch_file(self, fmt: str) -> str:
+        """A fresh file name in the scratch folder (created private, 0700, on first use)."""
+        if self.scratch is None:
+            self.scratch = tempfile.mkdtemp(prefix="icesat2sr-output-")
+        os.makedirs(self.scratch, mode=0o700, exist_ok=True)
+        return os.path.join(self.scratch, f"{uuid.uuid4().hex}.{fmt}")
 
     def resolve(self, name: str | None) -> Asset:
         """The :class:`Asset` for a requested asset name (``icesat2`` = this deployment's)."""
@@ -313,7 +342,7 @@ def _parse_date(value: object) -> dt.datetime:
 class Job:
     """A validated processing request."""
 
-    kind: str                 # "atl06" or "atl03s"
+    kind: str                 # "atl06", "atl03s" or "atl08"
     asset: Asset
     parms: Parms
     resources: list[str]
@@ -326,12 +355,12 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
 
     Parameters
     ----------
-    kind : {"atl06", "atl03s"}
+    kind : {"atl06", "atl03s", "atl08"}
     request : dict
         The request body.
     config : Config
     single : bool
-        A single-granule endpoint (``/source/atl06``, ``/source/atl03s``): exactly one granule
+        A single-granule endpoint (``/source/atl06``, ``/source/atl03s``, ``/source/atl08``): exactly one granule
         must be named.
 
     Raises
@@ -352,6 +381,7 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
     resources = _resources(request, parms)
     parms.pop("resources", None)
     checked = Parms.from_dict(parms)
+    checked.for_kind(kind)  # what the kind cannot do is a 400 before any work
     if single and (resources is None or len(resources) != 1):
         raise ParameterError("resource", "this endpoint processes one granule: name it in \"resource\" "
                                          "(the ...p endpoints take a list or a query)")
@@ -361,6 +391,10 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
         resources = discover(checked, asset, limit)
     names = [check_resource_name(r) for r in dict.fromkeys(resources)]
     _check_count(len(names), limit)
+    if checked.output is not None and not config.output_files:
+        raise ParameterError("output", "this deployment writes output files in its asynchronous jobs: send the "
+                                       "request to atl06p, atl03sp or atl03x")
+    check_output(kind, checked, config.remote_output)
     rqst_timeout, node_timeout, _ = checked.deadlines
     return Job(kind, asset, checked, names, rqst_timeout, node_timeout)
 
@@ -378,6 +412,26 @@ def _check_count(count: int, limit: int, what: str = "granules requested") -> No
 
 
 _FILTERS = ("poly", "t0", "t1", "rgt", "cycle", "region")
+
+
+def check_output(kind: str, parms: Parms, remote_prefix: str | None = None) -> None:
+    """Where a request's results may go: ``atl03x`` only to an ``output`` file, ``s3://`` only
+    under the deployment's ``remote_prefix``.
+
+    Raises
+    ------
+    ParameterError
+    """
+    if kind == "atl03x" and parms.output is None:
+        raise ParameterError("output", "atl03x returns a file: give output {\"path\": ..., \"format\": ...} "
+                                       "(sliderule.run sets it)")
+    if parms.output is None or not parms.output.remote:
+        return
+    if not remote_prefix:
+        raise ParameterError("output.path", "this server writes no s3:// output (it streams the file back): "
+                                            "name a client-side path")
+    if not parms.output.path.startswith(remote_prefix):
+        raise ParameterError("output.path", f"s3:// output must be under {remote_prefix}")
 
 
 def _resources(request: dict, parms: dict) -> list[str] | None:
@@ -429,22 +483,28 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
     """
     total = len(job.resources)
     yield wire.event_record(wire.INFO_LEVEL, f"{job.kind}: processing {total} granule(s)")
+    output = job.parms.output
+    writer = _output_writer(job, config) if output is not None else None
     if not total:
         yield wire.exception_record(wire.EMPTY_SUBSET, wire.WARNING_LEVEL, "no granules match the request")
-        return
+        if writer is None:
+            return
     done = 0
-    counts: dict[str, tuple[int, int]] = {}   # rows and extents sent per granule
+    counts: dict[str, tuple[int, int]] = {}   # rows and extents sent in parts, per granule
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
                            heartbeat_s=config.heartbeat_s, timeout=job.timeout, granule_timeout=job.granule_timeout)
     try:
         for item in results:
             if item is None:
                 yield b""
-            elif isinstance(item, Partial):   # a chunk of a granule: sent as it comes
+            elif isinstance(item, Partial):   # a chunk of a granule: passed on as it comes
                 rows, extents = counts.get(item.result.granule, (0, 0))
                 more = wire.table_counts(item.result)
                 counts[item.result.granule] = (rows + more[0], extents + more[1])
-                yield from _coalesce(wire.data_records(item.result))
+                if writer is not None:
+                    writer.add(item.result)
+                else:
+                    yield from _coalesce(wire.data_records(item.result))
             elif isinstance(item, str):  # the request's deadline passed: the names not done
                 yield wire.exception_record(wire.TIMEOUT, wire.ERROR_LEVEL,
                                             _shorten(f"request timed out after {job.timeout:g} s (rqst_timeout); "
@@ -454,16 +514,54 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 done += 1
                 if item.error:
                     item.error = (item.error[0], public_message(item.error[1], config))
-                sent = counts.pop(item.granule, (0, 0))
-                if item.rows:   # a whole result (a granule that did not stream)
-                    yield from _coalesce(wire.data_records(item))
-                    sent = wire.table_counts(item)
-                yield from _coalesce(wire.end_records(item, *sent, done, total))
+                if item.granule in counts:   # its rows came in parts: only its end is left
+                    yield from _coalesce(wire.end_records(item, done, total, rows=writer is None,
+                                                          counted=counts.pop(item.granule)))
+                    continue
+                if writer is not None:
+                    writer.add(item)
+                yield from _coalesce(wire.result_records(item, done, total, rows=writer is None))
+        if writer is not None:
+            yield from _send_file(writer, output)
     except Exception as exc:  # a bug: end the stream cleanly (a broken stream makes clients retry)
         log.exception("%s stream failed", job.kind)
         yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error ({type(exc).__name__})")
     finally:
         results.close()
+        if writer is not None:
+            writer.abort()
+            writer.path.unlink(missing_ok=True)
+
+
+def _output_writer(job: Job, config: Config):
+    from ..formats.output import OutputWriter
+
+    output = job.parms.output
+    return OutputWriter(config.scratch_file(output.format), output.format, kind=job.kind, parms=job.parms.to_dict(),
+                        granules=job.resources, fields=output.fields, validate=output.with_validation)
+
+
+def _send_file(writer, output) -> Iterator[bytes]:
+    """Close the output file and deliver it as SlideRule does: streamed back (the client writes
+    ``output.path``), or uploaded to its ``s3://`` path and announced by ``arrowrec.remote``."""
+    path = writer.finish()
+    size = path.stat().st_size
+    yield wire.event_record(wire.INFO_LEVEL, f"output: {writer.rows} rows, {size} bytes of {output.format} "
+                                             f"to {output.path}")
+    if output.remote:
+        yield from upload_output(path, output)
+    else:
+        yield from _coalesce(wire.file_records(path, output.path, checksum=output.with_checksum))
+
+
+def upload_output(path: str | os.PathLike, output, s3=None) -> Iterator[bytes]:
+    """Upload a finished output file to its ``s3://`` path; yield the ``arrowrec.remote`` record."""
+    import boto3
+
+    bucket, key = output.s3_location()
+    size = os.path.getsize(path)
+    (s3 or boto3.client("s3")).upload_file(str(path), bucket, key)
+    yield wire.remote_record(output.path, size)
 
 
 def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -481,18 +579,18 @@ def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[byt
 
 @dataclass
 class Partial:
-    """A chunk of a granule's result, streamed before the granule is done."""
+    """A chunk of a granule's result, passed on before the granule is done."""
 
     result: GranuleResult
 
 
-STREAMED_KINDS = ("atl03s",)   # photon subsets stream; elevations (small) come whole
+STREAMED_KINDS = ("atl03s",)   # photon subsets stream chunk by chunk; the other kinds' rows come whole
 
 
 def _parts(task: tuple) -> Iterator[Partial | GranuleResult]:
-    """A granule's result; for a streamed kind, its non-empty partial results as they are computed
-    and then its closing result (no tables; its error if it failed). A bug becomes that granule's
-    error (the others keep going)."""
+    """A granule's result; for a streamed kind, its non-empty chunks as they are computed, then its
+    closing result (no rows; its error if it failed). A bug becomes that granule's error (the
+    others keep going)."""
     from ..engine import iter_granule, process_granule
 
     asset, name, parms, kind = task
@@ -535,7 +633,7 @@ def _pool_context():
 
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
                  heartbeat_s: float = 0.5, timeout: float | None = None, granule_timeout: float | None = None,
-                 ) -> Iterator[GranuleResult | str | None]:
+                 ) -> Iterator[GranuleResult | Partial | str | None]:
     """Process granules, yielding each result as it completes.
 
     Each granule runs in its own worker process (at most ``workers`` at a time), so a worker
@@ -546,8 +644,8 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
     terminated and reported as that granule's error. Closing the generator terminates the
     running workers at once. ``workers=1`` runs in the calling thread instead (no processes; the
     timeout is then only noticed between granules, and ``granule_timeout`` is not applied).
-    Before a granule's result, its chunks come as :class:`Partial` results (photon subsets are
-    never held whole); the final result then has no tables.
+    A granule of a streamed kind (:data:`STREAMED_KINDS`) first comes in :class:`Partial` results
+    (photon subsets are never held whole); its final result then has no rows.
     """
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -668,5 +766,8 @@ _ROUTES: dict[str, Callable[[dict, dict, Config], Response]] = {
     "/source/atl03s": _process("atl03s", single=True),
     "/source/atl06p": _process("atl06"),
     "/source/atl03sp": _process("atl03s"),
+    "/source/atl08": _process("atl08", single=True),
+    "/source/atl08p": _process("atl08"),
+    "/source/atl03x": _process("atl03x"),
     "/source/indexer": _indexer,
 }

@@ -44,8 +44,8 @@ class Limits:
     Parameters
     ----------
     max_processing : int
-        Processing requests (``atl06``, ``atl06p``, ``atl03s``, ``atl03sp``, ``indexer``) served at
-        once; each runs up to ``Config.workers`` processes. Beyond it: 503 with ``Retry-After``.
+        Processing requests (``atl06``, ``atl06p``, ``atl03s``, ``atl03sp``, ``atl08``, ``atl08p``,
+        ``indexer``) served at once; each runs up to ``Config.workers`` processes. Beyond it: 503 with ``Retry-After``.
     max_connections : int
         Open connections; beyond it a request is answered 503.
     max_body : int
