@@ -59,7 +59,7 @@ class Atl08Join:
             here = [b for b in runs if b in present]
             reads = [Read(f"/{b}/signal_photons/ph_segment_id") for b in here]
             if phoreal:
-                reads += [Read(f"/{b}/land_segments/{f}", optional=True) for b in here for f in _LAND]
+                reads += [Read(f"/{b}/land_segments/{f}") for b in here for f in _LAND]
             index = self._h5.read(reads)
         except ResourceError as exc:
             self.close()

@@ -518,7 +518,7 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                     yield from _coalesce(wire.end_records(item, done, total, rows=writer is None,
                                                           counted=counts.pop(item.granule)))
                     continue
-                if writer is not None:
+                if writer is not None and item.rows:
                     writer.add(item)
                 yield from _coalesce(wire.result_records(item, done, total, rows=writer is None))
         if writer is not None:
