@@ -198,10 +198,13 @@ class _Field:
 
     def at(self, index: np.ndarray) -> np.ndarray:
         """Values at the given photons (entries when there is no ``photon`` map), as float64."""
-        values = np.take(self.values, index) if isinstance(self.values, np.ndarray) else np.asarray(self.values[index])
+        if isinstance(self.values, np.ndarray):
+            values = np.take(self.values, index)
+        else:
+            values = np.asarray(self.values[index])
         if self.dtype == np.float32:
             values = values.astype(np.float32, copy=False)
-        return values.astype(np.float64)
+        return values.astype(np.float64, copy=False)     # a fresh array: the caller may write it
 
 
 def _fields(latitude, longitude, time_ns, y_atc, delta_time, extras, photon, n_entries) -> dict[str, _Field]:
