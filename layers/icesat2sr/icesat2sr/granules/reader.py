@@ -205,16 +205,8 @@ class GranuleReader:
 
 
 def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
-    """Read the request's beams of one ATL03 granule whole, trimmed to its region.
-
-    Parameters
-    ----------
-    asset : Asset
-        Where the granule lives.
-    resource : str
-        ATL03 granule file name.
-    parms : Parms
-        The request (beams/track, poly/proj, srt, yapc version 0, atl08_class).
+    """Read the request's beams of one ATL03 granule whole, trimmed to its region (arguments as
+    :class:`GranuleReader`'s; for tests and tools: the engine reads windows).
 
     Returns
     -------
