@@ -200,7 +200,7 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         failed.stats = stats
         return failed
     parts.sort(key=lambda part: (part.beam, part.seq))
-    result = concat([p.result for p in parts], kind, compact=parms.compact)
+    result = concat([p.result for p in parts], kind, compact=parms.compact, consume=True)
     result.granule = resource
     if kind == "atl03x" and not result.frame:
         result.frame = xseries.empty_frame(parms)

@@ -297,6 +297,24 @@ def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
 
 
+def _stack_tables(results: list[GranuleResult], name: str, dtype: np.dtype, consume: bool) -> np.ndarray:
+    """The ``name`` tables of ``results`` stacked (see :func:`concat` for ``consume``)."""
+    tables = [getattr(r, name) for r in results if getattr(r, name) is not None]
+    if not consume or any(t.dtype != dtype for t in tables):
+        return stack(tables, dtype)
+    out = np.zeros(sum(len(t) for t in tables), dtype=dtype)   # zeroed: the padding is written too
+    del tables
+    at = 0
+    for r in results:
+        table = getattr(r, name)
+        if table is not None:
+            out[at:at + len(table)] = table
+            at += len(table)
+            setattr(r, name, None)
+            del table
+    return out
+
+
 def concat_ancillary(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
     """Ancillary columns of several tables, stacked in order (None when none has any)."""
     given = [p for p in parts if p is not None]
@@ -317,8 +335,13 @@ def concat_frames(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
-    """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
+def concat(results: list[GranuleResult], kind: str, compact: bool = False, consume: bool = False) -> GranuleResult:
+    """Merge several granules' results (in the given order) into one table set; failed ones skipped.
+
+    With ``consume`` the row tables (elevations, vegetation, extents, photons) are copied into the
+    merged table one result at a time and taken from ``results`` as they are copied, so merging
+    needs about the output's memory once rather than twice.
+    """
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
     if kind == "atl03x":
@@ -326,20 +349,20 @@ def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> Gr
         return merged
     merged.ancillary = concat_ancillary([r.ancillary for r in ok])
     if kind == "atl06":
-        parts = [r.elevations for r in ok if r.elevations is not None]
-        merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)
+        first = next((r.elevations for r in ok if r.elevations is not None), None)
+        dtype = first.dtype if first is not None else COMPACT if compact else ELEVATION
+        del first
+        merged.elevations = _stack_tables(ok, "elevations", dtype, consume)
         return merged
     if kind == "atl08":
-        merged.vegetation = stack([r.vegetation for r in ok if r.vegetation is not None], VEGETATION)
+        merged.vegetation = _stack_tables(ok, "vegetation", VEGETATION, consume)
         if any(r.waveforms is not None for r in ok):
             merged.waveforms = stack([r.waveforms for r in ok if r.waveforms is not None], WAVEFORM)
             parts = [r.waveform for r in ok if r.waveform is not None]
             merged.waveform = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return merged
-    heads = [r.extents for r in ok if r.extents is not None]
-    phs = [r.photons for r in ok if r.photons is not None]
-    merged.extents = stack(heads, EXTENT)
-    merged.photons = stack(phs, PHOTON)
+    merged.extents = _stack_tables(ok, "extents", EXTENT, consume)
+    merged.photons = _stack_tables(ok, "photons", PHOTON, consume)
     counts = merged.extents["count"].astype(np.int64)
     merged.offsets = np.concatenate(([0], np.cumsum(counts)))
     return merged
