@@ -7,7 +7,7 @@ UV := $(BIN)/uv
 STAMP := $(VENV)/.setup-stamp
 DEMO_DIR ?= demo-output
 
-.PHONY: setup demo test bench lint lock clean setup-clients setup-tools layer
+.PHONY: setup demo test bench bench-full lint lock clean setup-clients setup-tools layer
 
 setup: $(STAMP)
 
@@ -37,6 +37,10 @@ test: setup setup-clients setup-tools
 
 bench: setup
 	$(BIN)/icesat2sr bench
+
+# also a full-size granule (140,000 segments per beam, ~1.8 GB; synthesised once into ~/.cache/icesat2sr)
+bench-full: setup
+	$(BIN)/icesat2sr bench --full
 
 lint: setup setup-tools
 	$(BIN)/ruff check .

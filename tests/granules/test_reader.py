@@ -73,3 +73,60 @@ def test_empty_and_absent_beams(synth_dir, tmp_path):
 def test_track_and_beams_select_what_is_read(synth_dir, parms, beams):
     got = read_beams(resolve_asset("atlas-local", str(synth_dir)), NAME, Parms.from_dict(parms))
     assert [b.beam for b in got] == beams
+
+
+def test_windows_equal_the_whole_read(synth_dir):
+    """Any window of photons (classes, ancillary values, weights included) is that slice of the whole beam."""
+    from icesat2sr.granules.reader import GranuleReader
+
+    parms = Parms.from_dict({"atl08_class": ["atl08_ground"], "yapc": {"version": 0, "score": 0},
+                             "atl03_ph_fields": ["ph_id_count"], "atl03_geo_fields": ["dem_h"],
+                             "atl03_bckgrd_fields": ["bckgrd_counts"], "atl08_fields": ["h_dif_ref%"],
+                             "beams": ["gt1l", "gt3r"]})
+    asset = resolve_asset("atlas-local", str(synth_dir))
+    whole = read_beams(asset, NAME, parms)
+    rng = np.random.default_rng(4)
+    with GranuleReader(asset, NAME, parms) as reader:
+        for plan, beam in zip(reader.beams, whole, strict=True):
+            assert plan.n_photons == len(beam.h_ph)
+            for _ in range(6):
+                a = int(rng.integers(0, plan.n_photons))
+                b = int(rng.integers(a + 1, plan.n_photons + 1))
+                got = reader.photons(plan, a, b)
+                for field in ("h_ph", "delta_time", "lat_ph", "signal_conf_ph", "quality_ph", "weight_ph",
+                              "atl08_class"):
+                    assert np.array_equal(got[field], getattr(beam, field)[a:b]), field
+                anc = beam.extra["ancillary"]
+                for f, values in got["extra"]["ancillary"].items():
+                    assert np.array_equal(values, anc[f][a:b], equal_nan=values.dtype.kind == "f"), f.name
+
+
+def test_atl08_classes_of_a_window_equal_the_whole_join():
+    from icesat2sr.granules.atl08 import Atl08Join, atl08_classes
+
+    rng = np.random.default_rng(8)
+    segment_id = np.arange(1000, 1060, dtype=np.int32)
+    counts = rng.integers(0, 9, 60).astype(np.int32)
+    ph_seg = np.repeat(segment_id, counts)
+    idx = np.concatenate([np.arange(1, c + 1) for c in counts]).astype(np.int32)
+    listed = rng.random(len(ph_seg)) < 0.7
+    flags = rng.integers(0, 4, listed.sum()).astype(np.int8)
+    whole = atl08_classes(segment_id, counts, int(counts.sum()), ph_seg[listed], idx[listed], flags)
+
+    class Stub(Atl08Join):             # the join's windows without a file: rows come from arrays
+        def __init__(self):
+            self.resource, self.name, self.phoreal, self._whole, self._land = "g", "a8", False, {}, {}
+            self._blocks = {"gt1l": (np.searchsorted(ph_seg[listed], segment_id, "left"),
+                                     np.searchsorted(ph_seg[listed], segment_id, "right"))}
+
+        def _rows(self, beam, lo, hi):
+            return {"ph_segment_id": ph_seg[listed][lo:hi], "classed_pc_indx": idx[listed][lo:hi],
+                    "classed_pc_flag": flags[lo:hi]}
+
+    stub = Stub()
+    first = np.concatenate(([0], np.cumsum(counts)))
+    for s0 in range(0, 60, 7):
+        for s1 in (s0 + 1, s0 + 5, 60):
+            s1 = min(s1, 60)
+            got = stub.values("gt1l", segment_id[s0:s1], counts[s0:s1], s0)["atl08_class"]
+            assert np.array_equal(got, whole[first[s0]:first[s1]])

@@ -7,7 +7,16 @@ from hypothesis import strategies as st
 
 import icesat2sr.science.extents as extents_module
 from icesat2sr.request.params import Parms
-from icesat2sr.science.extents import background_rates, make_extents
+from icesat2sr.science.extents import (
+    WalkState,
+    assemble,
+    background_rates,
+    concat_extents,
+    make_extents,
+    run_beam,
+    segment_runs,
+    walk_window,
+)
 
 from .beams import make_beam
 from .reference_extents import reference_extents
@@ -121,7 +130,8 @@ def test_background_interpolation():
     beam = make_beam(1e6 + 20.0 * np.arange(4), [1, 1, 1, 1], [1, 1, 1, 1], seg_time=[0.5, 1.0, 2.5, 9.0],
                      bckgrd_time=[1.0, 2.0, 3.0], bckgrd_rate=[100.0, 200.0, 400.0])
     # before the first sample: the first rate; at a sample: that rate; between: linear; after: the last
-    assert background_rates(beam, np.arange(4)).tolist() == [100.0, 100.0, 300.0, 400.0]
+    rates, pointer = background_rates(beam, np.arange(4))
+    assert rates.tolist() == [100.0, 100.0, 300.0, 400.0] and pointer == 3
 
 
 def test_velocity_and_solar_elevation():
@@ -139,3 +149,65 @@ def test_first_extent_uses_segment_zero_even_if_empty(res):
     beam = make_beam(1e6 + 20.0 * np.arange(4), counts, np.tile(np.arange(15) + 2.0, 2))
     ext = make_extents(beam, np.ones(30, dtype=bool), Parms(cnt=1, ats=0, res=res, pass_invalid=True))
     assert ext.segment[0] == 0 and ext.counter[0] == 0
+
+
+# --- resumable walks: chunks of a beam give the whole beam's extents ---------------------------
+
+def walk_in_chunks(beam, selected, parms, cuts, look, budget):
+    """Extents of a beam walked chunk by chunk (as the engine does), over windows of photons that
+    start at each chunk's first photon and reach ``look`` segments past its end (more when needed)."""
+    parts, counter, first_photon = [], 0, 0
+    for s0, s1 in segment_runs(beam.segment_id):
+        n_run = int(beam.segment_ph_cnt[s0:s1].sum())
+        run = run_beam(beam, s0, s1, first_photon, first_photon + n_run)
+        ends = np.cumsum(run.segment_ph_cnt, dtype=np.int64)
+        m = s1 - s0
+        edges = [c - s0 for c in cuts if s0 < c < s1] + [m]
+        state, pointer = WalkState.initial(run.segment_dist_x, counter), 0
+        for i, edge in enumerate(edges):
+            final_chunk = i == len(edges) - 1
+            if state.done or n_run == 0:
+                break
+            extra = look
+            while True:
+                end = m if final_chunk else min(m, edge + extra)
+                pb = max(int(ends[end - 1]), state.first + 1)
+                window = run_beam(run, 0, m, state.first, pb)
+                walked = walk_window(window, state.first, state, Parms(**parms), final=pb >= n_run,
+                                     boundary=None if final_chunk else edge)
+                if walked is not None:
+                    break
+                extra *= 2
+            walk, after = walked
+            for a, b in walk.batches(budget):
+                part, pointer = assemble(window, state.first, selected[first_photon + state.first:first_photon + pb],
+                                         walk.take(a, b), Parms(**parms), pointer)
+                part.photon += first_photon + state.first
+                part.segment += s0
+                parts.append(part)
+            state = after
+        counter = state.counter
+        first_photon += n_run
+    return concat_extents(parts, Parms(**parms).extent_length_m)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(beams(), extent_parms(), st.lists(st.integers(1, 39), max_size=6), st.integers(1, 4), st.integers(1, 400))
+def test_chunked_walk_equals_whole_beam(beam_arrays, p, cuts, look, budget):
+    sdx, counts, dpa, selected = beam_arrays
+    beam = make_beam(sdx, counts, dpa)
+    whole = make_extents(beam, selected, Parms(**p))
+    chunked = walk_in_chunks(beam, selected, p, sorted(set(cuts)), look, budget)
+    assert _as_dicts(chunked) == _as_dicts(whole)
+    assert np.array_equal(chunked.background_rate, whole.background_rate)
+    assert chunked.walked == whole.walked
+
+
+def test_window_too_short_asks_for_more():
+    counts = np.full(6, 20)
+    beam = make_beam(1e6 + 20.0 * np.arange(6), counts, np.tile(np.arange(20) + 0.5, 6))
+    state = WalkState.initial(beam.segment_dist_x)
+    short = run_beam(beam, 0, 6, 0, 30)             # photons of 1.5 segments: a 40 m extent cannot end
+    assert walk_window(short, 0, state, Parms(), final=False, boundary=1) is None
+    walk, after = walk_window(run_beam(beam, 0, 6, 0, 80), 0, state, Parms(), final=False, boundary=1)
+    assert len(walk) == 1 and after.first == 20 and after.counter == 1 and not after.done

@@ -264,3 +264,48 @@ def test_version_0_reads_weight_ph():
     beam.weight_ph = np.arange(len(beam.h_ph), dtype=np.uint16)
     out = yapc_scores(beam, Yapc(version=0))
     assert out.dtype == np.uint16 and np.array_equal(out, beam.weight_ph)
+
+
+# ---------------------------------------------------------------------- windows of a beam
+@st.composite
+def windowed(draw):
+    """A beam (disordered photons, empty segments) and a range of its photons."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    m = int(rng.integers(3, 40))
+    counts = rng.poisson(draw(st.floats(0.5, 30.0)), m)
+    counts[rng.random(m) < 0.2] = 0
+    n = int(counts.sum())
+    sdx = 1e6 + 20.0 * np.arange(m)
+    disorder = draw(st.sampled_from([0.0, 0.5, 6.0]))
+    dpa = np.concatenate([np.sort(rng.uniform(0, 20, c)) for c in counts]) + rng.normal(0, disorder, n) \
+        if n else np.zeros(0)
+    h = rng.normal(0, draw(st.sampled_from([0.5, 3.0])), n)
+    a = int(rng.integers(0, max(n, 1)))
+    b = int(rng.integers(a, n + 1))
+    version = draw(st.sampled_from([1, 2, 3]))
+    yapc = Yapc(score=0, version=version, knn=draw(st.sampled_from([0, 3])), min_knn=draw(st.integers(1, 6)),
+                win_x=draw(st.sampled_from([5.0, 15.0, 40.0])), win_h=draw(st.sampled_from([2.0, 6.0])))
+    return make_beam(sdx, counts, dpa.astype(F32), h=h.astype(F32)), a, b, yapc, draw(st.integers(0, 8))
+
+
+@settings(max_examples=150, deadline=None)
+@given(windowed())
+def test_window_scores_equal_the_whole_beam(case):
+    beam, a, b, yapc, cnt = case
+    if b <= a:
+        return
+    whole = yapc_scores(beam, yapc, min_photons=cnt)
+    ends = np.cumsum(beam.segment_ph_cnt, dtype=np.int64)
+    s0 = int(np.searchsorted(ends, a, side="right"))
+    s1 = int(np.searchsorted(ends, b - 1, side="right")) + 1
+    head = lambda k: (beam.dist_ph_along[:k], beam.h_ph[:k])     # noqa: E731
+    widen = 1
+    while True:
+        lo, hi = yapc_mod.context_segments(yapc, beam.segment_dist_x, s0, s1, widen)
+        p0, p1 = (int(ends[lo - 1]) if lo else 0), int(ends[hi - 1])
+        got = yapc_mod.yapc_window(yapc, beam.segment_dist_x, beam.segment_ph_cnt, p0, beam.dist_ph_along[p0:p1],
+                                   beam.h_ph[p0:p1], a, b, min_photons=cnt, head=head)
+        if got is not None:
+            break
+        widen *= 2
+    assert np.array_equal(got, whole[a:b])

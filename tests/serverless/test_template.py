@@ -218,7 +218,8 @@ def test_the_worker_writes_only_through_the_job_writer_role(rendered):
     [trust] = writer["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"AWS": {"Fn::GetAtt": ["WorkerRole", "Arn"]}}
     [results] = statements(writer["Policies"])
-    assert set(results["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}   # no ListBucket
+    assert set(results["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject",   # no ListBucket
+                                      "s3:AbortMultipartUpload"}   # a streamed result that is dropped
     env = template["WorkerFunction"]["Properties"]["Environment"]["Variables"]
     assert env["JOB_WRITER_ROLE_ARN"] == {"Fn::GetAtt": ["JobWriterRole", "Arn"]}
 

@@ -1,219 +1,356 @@
-"""``icesat2sr bench``: throughput of each stage and the two ratios of issue 3, measured in one run.
+"""``icesat2sr bench``: speed, peak memory and the ratios of issues 3 and 11, measured in one run.
 
-Stages are timed on one ~5 M-photon synthetic granule. Throughput is photons per CPU-second
-(``time.process_time``: all threads of this process), i.e. per core; wall times are given too.
-Ratios compare wall times measured in the same run, so a busy machine slows both sides:
+Granule files are read once first (so every stage reads from the page cache, as the raw read
+does). Every stage runs in a fresh Python process (``python -m icesat2sr.bench STAGE ...``), which reports
+its wall and CPU seconds and its peak RSS (imports included), so each stage's memory is its own.
+Stages, on a synthetic granule in the real layout (written once, then reused):
 
-* whole ``icesat2sr atl06`` (a fresh process: start-up, imports, reading, science, GeoParquet)
-  divided by a raw h5py read of the same datasets (target <= 1.5);
-* per-extent loops divided by the vectorised fit of all extents (target >= 10): ``fit_extents``
-  called once per extent, and (from a checkout) the tests' straightforward per-extent
-  implementation of SPEC §6; both timed on a sample of extents and scaled.
+* ``h5py``: a raw h5py read of the datasets SlideRule reads (the reference for the CLI ratio);
+* ``read``: our reader, every photon of every beam a window at a time (no science);
+* ``atl06``, ``atl06_rec``: in-process ATL06-SR of the granule (``process_granule``) with the default
+  and with the seed's recommended parameters;
+* ``atl03s``: in-process photon subsetting, its partial results consumed as they stream;
+* ``atl08``: in-process PhoREAL (with waveforms) on a granule of the same size with a synthetic
+  forest over a quarter of its track and its ATL08;
+* ``fit``: the fit alone, single-threaded, on every extent of every beam, against the fit before
+  issue 11 (loaded from git history when run from a checkout) on the same extents;
+* ``cli``: a whole ``icesat2sr atl06`` (a new process: start-up, imports, reading, science, GeoParquet);
+* ``sliderule``: SlideRule's own C++ ATL06-SR on the same granule (when built: ``SR_ROOT``), whose
+  processing seconds exclude its start-up, as ``atl06_rec`` does.
 
-The PhoREAL step (:func:`vegetation`) is timed on a second granule of the same size with a
-synthetic forest and its ATL08.
+With ``full_segments`` the atl06 and atl03s stages also run on a full-size granule (140,000
+segments per beam is a real granule's length), cached under :func:`cache_dir`, for its peak RSS
+and the seconds per photon against the bench granule (linear scaling gives 1).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from .granules.assets import resolve_asset
-from .granules.reader import read_beams
-from .request.names import BEAMS
-from .request.params import Parms
-from .request.timeutil import delta_time_to_ns
-from .science.extents import make_extents
-from .science.fit import FitSettings, fit_extents
-from .science.select import photon_confidence, photon_mask
-
+RECOMMENDED = {"srt": 3, "cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}  # seed §2.5
+PREVIOUS_FIT = "9de5008"          # the fit before issue 11 (commit on main), for the fit speed-up
+SLIDERULE_TOOLS = Path(os.environ.get("SR_TOOLS", "/work/shared/tools/sliderule-cpp"))  # run_atl06.sh
 _RAW = ("heights/delta_time", "heights/lat_ph", "heights/lon_ph", "heights/h_ph", "heights/dist_ph_along",
         "heights/dist_ph_across", "heights/quality_ph", "geolocation/segment_id", "geolocation/segment_dist_x",
         "geolocation/delta_time", "geolocation/velocity_sc", "geolocation/solar_elevation",
         "geolocation/segment_ph_cnt", "bckgrd_atlas/delta_time", "bckgrd_atlas/bckgrd_rate")
 
 
-class _Clock:
-    def __enter__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
+def cache_dir() -> Path:
+    """Where synthetic benchmark granules are kept: ``$ICESAT2SR_CACHE``, else ``~/.cache/icesat2sr``."""
+    env = os.environ.get("ICESAT2SR_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "icesat2sr"
 
 
-def granule(directory: Path, segments: int) -> Path:
-    """The benchmark granule (written once, then reused)."""
+def granule(directory: Path, segments: int, forest: bool = False) -> Path:
+    """The benchmark granule of ``segments`` segments per beam, with its ATL08 (written once).
+
+    The truth surface's slope is kept small enough for heights to stay realistic over a whole
+    granule's length (the reader rejects |h_ph| > 20 km).
+    """
     from .synth import GranuleSpec, granule_name, write_granule
 
-    spec = GranuleSpec(segments=segments, seed=7, atl08=False)
+    spec = GranuleSpec(segments=segments, seed=7, atl08=True, forest=forest,
+                       slope=min(0.02, 5000.0 / (20.0 * segments)))
     path = directory / granule_name(spec)
-    if not path.exists():
+    if not path.exists() or not path.with_name(path.name.replace("ATL03", "ATL08")).exists():
         directory.mkdir(parents=True, exist_ok=True)
         write_granule(directory, spec)
     return path
 
 
-def raw_h5py_read(path: Path, srt: int) -> float:
-    """Wall seconds to read the datasets SlideRule needs with h5py (libhdf5, one thread)."""
+# ---------------------------------------------------------------------- stages (child processes)
+def _stage(name: str, path: str, parms: dict) -> dict:
+    """Run one stage in this process; returns its figures."""
+    return globals()[f"_stage_{name}"](Path(path), parms)
+
+
+def _stage_h5py(path: Path, parms: dict) -> dict:
     import h5py
 
-    with _Clock() as clock, h5py.File(path) as f:
+    from .request.names import BEAMS
+
+    srt = parms.get("srt", 3)
+    with h5py.File(path) as f:
         for beam in BEAMS:
             for name in _RAW:
                 f[f"{beam}/{name}"][()]
             f[f"{beam}/heights/signal_conf_ph"][:, srt]
-    return clock.wall
+    return {}
 
 
-def _per_extent_loop(ext, x, h, settings, sample: int) -> float:
-    """Seconds per extent when fitting extents one call at a time (on the first ``sample`` extents)."""
-    n = min(sample, len(ext.counter))
-    with _Clock() as clock:
-        for e in range(n):
-            a, b = ext.offsets[e], ext.offsets[e + 1]
-            fit_extents(np.array([0, b - a]), x[a:b], h[a:b], ext.length, ext.velocity[e:e + 1],
-                        ext.background_rate[e:e + 1], settings)
-    return clock.wall / max(n, 1)
+def _stage_read(path: Path, parms: dict) -> dict:
+    from .engine import CHUNK_PHOTONS
+    from .granules.assets import resolve_asset
+    from .granules.reader import GranuleReader
+    from .request.params import Parms
+
+    photons = 0
+    with GranuleReader(resolve_asset("atlas-local", str(path.parent)), path.name, Parms.from_dict(parms)) as r:
+        for plan in r.beams:
+            for a in range(0, plan.n_photons, CHUNK_PHOTONS):
+                photons += len(r.photons(plan, a, min(a + CHUNK_PHOTONS, plan.n_photons))["h_ph"])
+    return {"photons": photons}
 
 
-def _reference_loop():
-    """The tests' straightforward per-extent implementation of SPEC §6, when run from a checkout."""
+def _stage_atl06(path: Path, parms: dict) -> dict:
+    from .engine import process_granule
+    from .granules.assets import resolve_asset
+    from .request.params import Parms
+
+    result = process_granule(resolve_asset("atlas-local", str(path.parent)), path.name, Parms.from_dict(parms))
+    if result.error:
+        raise RuntimeError(result.error[1])
+    return {"rows": result.rows, "photons": result.stats["photons"], "stats": result.stats}
+
+
+_stage_atl06_rec = _stage_atl06
+
+
+def _stage_atl08(path: Path, parms: dict) -> dict:
+    from .engine import process_granule
+    from .granules.assets import resolve_asset
+    from .request.params import Parms
+
+    result = process_granule(resolve_asset("atlas-local", str(path.parent)), path.name, Parms.from_dict(parms),
+                             "atl08")
+    if result.error:
+        raise RuntimeError(result.error[1])
+    return {"rows": result.rows, "photons": result.stats["photons"], "stats": result.stats}
+
+
+def _stage_atl03s(path: Path, parms: dict) -> dict:
+    from .engine import iter_granule
+    from .granules.assets import resolve_asset
+    from .request.params import Parms
+
+    stats: dict = {}
+    rows = 0
+    for part in iter_granule(resolve_asset("atlas-local", str(path.parent)), path.name, Parms.from_dict(parms),
+                             "atl03s", stats=stats):
+        if part.result.error:
+            raise RuntimeError(part.result.error[1])
+        rows += part.result.rows
+    return {"rows": rows, "photons": stats["photons"], "stats": stats}
+
+
+def _stage_fit(path: Path, parms: dict) -> dict:
+    """Our fit and the previous one, one thread, on the same extents of every beam (CPU seconds)."""
+    from .granules.assets import resolve_asset
+    from .granules.reader import read_beams
+    from .request.params import Parms
+    from .request.timeutil import delta_time_to_ns
+    from .science.extents import make_extents
+    from .science.fit import FitSettings, fit_extents
+    from .science.select import photon_confidence, photon_mask
+
+    p = Parms.from_dict(parms)
+    settings = dict(maxi=p.maxi, H_min_win=p.H_min_win, sigma_r_max=p.sigma_r_max, cnt=p.cnt, ats=p.ats)
+    previous = _previous_fit()
+    ours = prev = 0.0
+    entries = extents = 0
+    identical = True
+    for beam in read_beams(resolve_asset("atlas-local", str(path.parent)), path.name, p):
+        ext = make_extents(beam, photon_mask(photon_confidence(beam.signal_conf_ph, p.srt), beam.quality_ph, p), p)
+        i = ext.photon
+        args = (ext.offsets, ext.x_rel, beam.h_ph[i], ext.length, ext.velocity, ext.background_rate)
+        t = time.process_time()
+        got = fit_extents(*args, FitSettings(**settings), photon=i, latitude=beam.lat_ph, longitude=beam.lon_ph,
+                          time_ns=delta_time_to_ns(beam.delta_time), y_atc=beam.dist_ph_across,
+                          delta_time=beam.delta_time)
+        ours += time.process_time() - t
+        if previous is not None:
+            t = time.process_time()
+            want = previous.fit_extents(*args, previous.FitSettings(**settings), latitude=beam.lat_ph[i],
+                                        longitude=beam.lon_ph[i], time_ns=delta_time_to_ns(beam.delta_time[i]),
+                                        y_atc=beam.dist_ph_across[i], delta_time=beam.delta_time[i])
+            prev += time.process_time() - t
+            identical &= all(_same(got[k], want[k]) for k in want)
+        entries += len(i)
+        extents += len(ext)
+    out = {"fit_cpu_s": ours, "entries": entries, "extents": extents}
+    if previous is not None:
+        out.update(previous_fit_cpu_s=prev, identical_to_previous=bool(identical))
+    return out
+
+
+def _same(a, b) -> bool:
+    import numpy as np
+
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+
+
+def _previous_fit():
+    """The fit module as it was before issue 11, from git history (None outside a checkout)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[3] / "tests" / "reference_fit.py"
-    if not path.exists():
+    root = Path(__file__).resolve().parents[3]
+    where = f"{PREVIOUS_FIT}:layers/icesat2sr/icesat2sr/science/fit.py"
+    try:
+        source = subprocess.run(["git", "-C", str(root), "show", where], capture_output=True, check=True,
+                                text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
         return None
-    spec = importlib.util.spec_from_file_location("icesat2sr_reference_fit", path)
+    spec = importlib.util.spec_from_loader("icesat2sr_previous_fit", loader=None)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.fit_reference
+    sys.modules[spec.name] = module          # dataclasses look their module up there
+    exec(compile(source, "previous_fit.py", "exec"), module.__dict__)
+    return module
 
 
-def _reference_seconds(reference, ext, x, h, settings, sample: int) -> float:
-    """Seconds per extent of the straightforward implementation (first ``sample`` extents)."""
-    n = min(sample, len(ext.counter))
-    stop = ext.offsets[n]
-    with _Clock() as clock:
-        reference(ext.offsets[: n + 1], x[:stop], h[:stop], ext.length, ext.velocity[:n],
-                  ext.background_rate[:n], maxi=settings.maxi, H_min_win=settings.H_min_win,
-                  sigma_r_max=settings.sigma_r_max, cnt=settings.cnt, ats=settings.ats)
-    return clock.wall / max(n, 1)
+def _child_main(argv: list[str]) -> int:
+    name, path, parms = argv[0], argv[1], json.loads(argv[2])
+    wall, cpu = time.perf_counter(), time.process_time()
+    figures = _stage(name, path, parms)
+    figures.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
+                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(figures))
+    return 0
 
 
-def run(directory: Path, segments: int = 8300, sample: int = 3000) -> dict:
-    """Measure every stage; returns the figures (also written to ``directory/bench.json``)."""
-    path = granule(directory, segments)
-    parms = Parms()
-    asset = resolve_asset("atlas-local", str(directory))
-    figures: dict[str, float] = {}
-    figures["h5py_read_s"] = raw_h5py_read(path, parms.srt)
-    with _Clock() as read:
-        beams = read_beams(asset, path.name, parms)
-    photons = sum(len(b.h_ph) for b in beams)
-    settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
-                           cnt=parms.cnt, ats=parms.ats)
-    select_cpu = select_wall = fit_cpu = fit_wall = loop = straightforward = 0.0
-    reference = _reference_loop()
-    fitted_photons = extents = 0
-    for beam in beams:
-        with _Clock() as sel:
-            conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
-            ext = make_extents(beam, photon_mask(conf, beam.quality_ph, parms, None, None, beam.granule), parms)
-        p = ext.photon
-        x, h = ext.x_rel, beam.h_ph[p]
-        with _Clock() as fit:
-            fit_extents(ext.offsets, x, h, ext.length, ext.velocity, ext.background_rate, settings,
-                        latitude=beam.lat_ph[p], longitude=beam.lon_ph[p], time_ns=delta_time_to_ns(beam.delta_time[p]),
-                        y_atc=beam.dist_ph_across[p], delta_time=beam.delta_time[p])
-        with _Clock() as bare:
-            fit_extents(ext.offsets, x, h, ext.length, ext.velocity, ext.background_rate, settings)
-        loop += _per_extent_loop(ext, x, h, settings, sample // len(beams)) * len(ext.counter)
-        if reference is not None:
-            straightforward += _reference_seconds(reference, ext, x, h, settings, 60) * len(ext.counter)
-        select_cpu, select_wall = select_cpu + sel.cpu, select_wall + sel.wall
-        fit_cpu, fit_wall = fit_cpu + fit.cpu, fit_wall + fit.wall
-        fitted_photons += len(p)
-        extents += len(ext.counter)
-        figures["fit_bare_s"] = figures.get("fit_bare_s", 0.0) + bare.wall
-    out = directory / "bench.parquet"
-    with _Clock() as cli:
-        subprocess.run([sys.executable, "-m", "icesat2sr.cli", "atl06", path.name, "--path", str(directory),
-                        "-o", str(out), "-q"], check=True)
-    figures.update({
-        "photons": photons, "extents": extents, "photons_in_extents": fitted_photons,
-        "h5coro_read_s": read.wall, "h5coro_read_cpu_s": read.cpu,
-        "read_photons_per_cpu_s": photons / read.cpu,
-        "select_extents_s": select_wall, "select_extents_photons_per_cpu_s": photons / select_cpu,
-        "fit_s": fit_wall, "fit_photons_per_cpu_s": fitted_photons / fit_cpu,
-        "per_extent_loop_s": loop, "cli_atl06_s": cli.wall,
-    })
-    figures["ratio_cli_over_h5py_read"] = cli.wall / figures["h5py_read_s"]
-    figures["ratio_h5coro_over_h5py_read"] = read.wall / figures["h5py_read_s"]
-    figures["ratio_loop_over_vectorised_fit"] = loop / figures["fit_bare_s"]
-    if reference is not None:
-        figures["straightforward_loop_s"] = straightforward
-        figures["ratio_straightforward_over_vectorised_fit"] = straightforward / figures["fit_bare_s"]
-    figures.update(vegetation(directory / "forest", segments))
-    (directory / "bench.json").write_text(json.dumps(figures, indent=2))
-    return figures
+# ---------------------------------------------------------------------- the run
+def warm(*paths: Path) -> None:
+    """Read files once, so that every stage reads them from the page cache (as a raw read would)."""
+    for path in paths:
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
 
 
-def vegetation(directory: Path, segments: int) -> dict[str, float]:
-    """Throughput of the PhoREAL step (canopy metrics and geolocation of every extent of a beam),
-    on a granule of ``segments`` segments per beam with a forest over 23 % of its track (written
-    once), SlideRule's default 40 m extents every 20 m (each photon in two)."""
-    from .science.phoreal import vegetation_rows
-    from .synth import GranuleSpec, granule_name, write_granule
-
-    spec = GranuleSpec(segments=segments, seed=7, forest=True, atl08=True)
-    if not (directory / granule_name(spec)).exists():
-        write_granule(directory, spec)
-    parms = Parms.from_dict({"phoreal": {"send_waveform": True}})
-    beams = read_beams(resolve_asset("atlas-local", str(directory)), granule_name(spec), parms)
-    entries, cpu, wall = 0, 0.0, 0.0
-    for beam in beams:
-        conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
-        ext = make_extents(beam, photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, None, beam.granule),
-                           parms)
-        with _Clock() as step:
-            vegetation_rows(beam, ext, beam.atl08_class, parms.phoreal)
-        entries, cpu, wall = entries + len(ext.photon), cpu + step.cpu, wall + step.wall
-    return {"phoreal_photons_in_extents": entries, "phoreal_s": wall, "phoreal_photons_per_cpu_s": entries / cpu}
+def _child(name: str, path: Path, parms: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-m", "icesat2sr.bench", name, str(path), json.dumps(parms or {})],
+                         capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"bench stage {name} failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(figures: dict) -> str:
+def _cli(path: Path, out: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "icesat2sr.cli", "atl06", path.name, "--path", str(path.parent),
+                    "-o", str(out), "-q"], check=True)
+    return time.perf_counter() - started
+
+
+def sliderule_seconds(path: Path, parms: dict, root: str | None = None) -> float | None:
+    """SlideRule's C++ ATL06-SR processing seconds on a granule (None when it is not built here)."""
+    root = root or os.environ.get("SR_ROOT", "/work/sliderule-build")
+    script = SLIDERULE_TOOLS / "run_atl06.sh"
+    if not script.exists() or not (Path(root) / "install" / "bin" / "sliderule").exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        timing = Path(tmp) / "timing.json"
+        subprocess.run(["bash", str(script), str(path), json.dumps(parms), str(Path(tmp) / "out.csv"), str(timing)],
+                       check=True, capture_output=True, env={**os.environ, "SR_ROOT": root})
+        return float(json.loads(timing.read_text())["seconds_processing"])
+
+
+def run(directory: Path, segments: int = 8300, full_segments: int | None = None) -> dict:
+    """Measure every stage; granules are kept in :func:`cache_dir`, outputs go to ``directory``.
+
+    Returns the figures (also written to ``directory/bench.json``).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = granule(cache_dir() / f"segments-{segments}", segments)
+    f: dict = {"granule": path.name, "segments": segments, "cpus": os.cpu_count(),
+               "load_average_1min": os.getloadavg()[0]}
+    warm(*path.parent.glob("ATL0*.h5"))
+    stages = {"h5py": {}, "read": {}, "atl06": {}, "atl06_rec": RECOMMENDED, "atl03s": {}, "fit": {}}
+    for name, parms in stages.items():
+        f[name] = _child(name, path, parms)
+    forest = granule(cache_dir() / f"forest-{segments}", segments, forest=True)
+    warm(*forest.parent.glob("ATL0*.h5"))
+    f["atl08"] = _child("atl08", forest, {"phoreal": {"send_waveform": True}})
+    f["cli_atl06_s"] = _cli(path, directory / "bench.parquet")
+    f["sliderule_s"] = sliderule_seconds(path, RECOMMENDED)
+    if full_segments:
+        full = granule(cache_dir() / f"segments-{full_segments}", full_segments)
+        warm(full)
+        f["full"] = {"granule": full.name, "segments": full_segments,
+                     "atl06": _child("atl06", full), "atl03s": _child("atl03s", full)}
+    f["ratios"] = ratios(f)
+    f["load_average_1min_after"] = os.getloadavg()[0]
+    (directory / "bench.json").write_text(json.dumps(f, indent=2))
+    return f
+
+
+def ratios(f: dict) -> dict:
+    """The ratios of issues 3 and 11 from one run's figures."""
+    r = {"cli_over_h5py_read": f["cli_atl06_s"] / f["h5py"]["wall_s"],
+         "read_over_h5py_read": f["read"]["wall_s"] / f["h5py"]["wall_s"]}
+    if "previous_fit_cpu_s" in f["fit"]:
+        r["fit_speedup"] = f["fit"]["previous_fit_cpu_s"] / f["fit"]["fit_cpu_s"]
+    if f.get("sliderule_s"):
+        r["atl06_over_sliderule"] = f["atl06_rec"]["stats"]["total_s"] / f["sliderule_s"]
+    if "full" in f:
+        for kind in ("atl06", "atl03s"):
+            small, big = f[kind], f["full"][kind]
+            r[f"{kind}_full_per_photon_cpu"] = (big["cpu_s"] / big["photons"]) / (small["cpu_s"] / small["photons"])
+            r[f"{kind}_full_per_photon_wall"] = (big["wall_s"] / big["photons"]) / (small["wall_s"] / small["photons"])
+    return r
+
+
+def report(f: dict) -> str:
     """A human-readable summary of :func:`run`'s figures."""
-    f = figures
     mph = 1e-6
+    a6, a3, rd, fit = f["atl06"], f["atl03s"], f["read"], f["fit"]
+    photons = a6["photons"]
     lines = [
-        f"granule: {f['photons']:,} photons, {f['extents']:,} extents ({f['photons_in_extents']:,} photon entries)",
-        f"read (h5coro, threads)      {f['h5coro_read_s']:7.2f} s wall  "
-        f"{f['read_photons_per_cpu_s'] * mph:6.2f} M photons/s/core",
-        f"read (h5py, reference)      {f['h5py_read_s']:7.2f} s wall",
-        f"selection + extents         {f['select_extents_s']:7.2f} s wall  "
-        f"{f['select_extents_photons_per_cpu_s'] * mph:6.2f} M photons/s/core",
-        f"ATL06-SR fit (+positions)   {f['fit_s']:7.2f} s wall  "
-        f"{f['fit_photons_per_cpu_s'] * mph:6.2f} M photon entries/s/core",
-        f"PhoREAL (+ waveforms)       {f['phoreal_s']:7.2f} s wall  "
-        f"{f['phoreal_photons_per_cpu_s'] * mph:6.2f} M photon entries/s/core "
-        f"({f['phoreal_photons_in_extents']:,} entries, forest granule)",
-        f"whole `icesat2sr atl06`     {f['cli_atl06_s']:7.2f} s wall "
-        "(new process: start-up, read, science, GeoParquet)",
-        "ratios (same run):",
-        f"  icesat2sr atl06 / raw h5py read            {f['ratio_cli_over_h5py_read']:6.2f}   (target <= 1.5)",
-        f"  h5coro read / raw h5py read                {f['ratio_h5coro_over_h5py_read']:6.2f}",
-        f"  numpy per-extent loop / vectorised fit     {f['ratio_loop_over_vectorised_fit']:6.1f}x  (target >= 10)",
+        f"granule {f['granule']}: {photons:,.0f} photons, {fit['extents']:,} extents "
+        f"({fit['entries']:,} photon entries); {f['cpus']} CPUs, load {f['load_average_1min']:.1f} -> "
+        f"{f['load_average_1min_after']:.1f}",
+        f"{'stage':32s} {'wall s':>8s} {'CPU s':>8s} {'peak RSS':>9s}  throughput",
+        _line("raw h5py read (reference)", f["h5py"]),
+        _line("read (our reader, windows)", rd, f"{rd['photons'] / rd['wall_s'] * mph:6.2f} M photons/s"),
+        _line("ATL06-SR in-process", a6, f"{photons / a6['wall_s'] * mph:6.2f} M photons/s"),
+        _line("ATL06-SR recommended parms", f["atl06_rec"],
+              f"{photons / f['atl06_rec']['wall_s'] * mph:6.2f} M photons/s"),
+        _line("atl03s in-process (streamed)", a3, f"{a3['rows'] / a3['wall_s'] * mph:6.2f} M photon rows/s"),
+        _line("PhoREAL in-process (forest)", f["atl08"],
+              f"{f['atl08']['photons'] / f['atl08']['wall_s'] * mph:6.2f} M photons/s"),
+        _line("fit alone, one thread", {**fit, "wall_s": fit["fit_cpu_s"], "cpu_s": fit["fit_cpu_s"]},
+              f"{fit['entries'] / fit['fit_cpu_s'] * mph:6.2f} M entries/s/core"),
+        f"{'whole `icesat2sr atl06` (CLI)':32s} {f['cli_atl06_s']:8.2f}",
     ]
-    if "ratio_straightforward_over_vectorised_fit" in f:
-        lines.append(f"  straightforward per-extent (tests) / fit   "
-                     f"{f['ratio_straightforward_over_vectorised_fit']:6.1f}x  (target >= 10)")
+    if "previous_fit_cpu_s" in fit:
+        lines.append(f"{'fit before issue 11, one thread':32s} {fit['previous_fit_cpu_s']:8.2f} {'':8s} {'':9s}  "
+                     f"results identical: {fit['identical_to_previous']}")
+    if f.get("sliderule_s"):
+        lines.append(f"{'SlideRule C++ ATL06-SR (recomm.)':32s} {f['sliderule_s']:8.2f}  "
+                     "(processing, start-up excluded)")
+    if "full" in f:
+        full = f["full"]
+        lines.append(f"full-size granule {full['granule']} ({full['atl06']['photons']:,.0f} photons):")
+        lines.append(_line("  ATL06-SR in-process", full["atl06"]))
+        lines.append(_line("  atl03s in-process (streamed)", full["atl03s"]))
+    r = f["ratios"]
+    lines.append("ratios (same run):")
+    lines.append(f"  icesat2sr atl06 (CLI) / raw h5py read       {r['cli_over_h5py_read']:6.2f}   "
+                 "(target <= 2.0, goal 1.5)")
+    lines.append(f"  our read / raw h5py read                    {r['read_over_h5py_read']:6.2f}")
+    if "fit_speedup" in r:
+        lines.append(f"  fit speed-up (CPU, one thread)              {r['fit_speedup']:6.2f}x  (target >= 5)")
+    if "atl06_over_sliderule" in r:
+        lines.append(f"  in-process ATL06-SR / SlideRule C++         {r['atl06_over_sliderule']:6.2f}   (target <= 1)")
+    for kind in ("atl06", "atl03s"):
+        if f"{kind}_full_per_photon_cpu" in r:
+            lines.append(f"  {kind} s/photon full-size / bench (CPU, wall) {r[f'{kind}_full_per_photon_cpu']:5.2f}, "
+                         f"{r[f'{kind}_full_per_photon_wall']:5.2f}  (target <= 1.2)")
     return "\n".join(lines)
+
+
+def _line(label: str, s: dict, extra: str = "") -> str:
+    return f"{label:32s} {s['wall_s']:8.2f} {s['cpu_s']:8.2f} {s['peak_rss_mb']:7.0f} MB  {extra}"
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

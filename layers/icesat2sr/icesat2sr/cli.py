@@ -224,6 +224,12 @@ def _run_process(args) -> int:
         check_resource_name(name)
     check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
+    if args.kind == "atl03s":   # photons stream to the file: never held whole
+        failed = stream_photons(asset, list(dict.fromkeys(args.resources)), parms, args.output, fmt, args.quiet,
+                                keep_failed=False)
+        if failed:
+            raise Icesat2srError("; ".join(r.error[1] for r in failed))
+        return 0
     results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
                             progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = [r for r in results if r.error]
@@ -341,16 +347,22 @@ def _demo_vegetation(args) -> None:
 
 # ---------------------------------------------------------------------- bench
 def _add_bench(sub) -> None:
-    p = sub.add_parser("bench", help="throughput per stage and the read/fit ratios on a ~5 M-photon granule")
-    p.add_argument("--out", type=Path, default=Path("bench-output"), help="folder for the granule and bench.json")
-    p.add_argument("--segments", type=int, default=8300, help="segments per beam (8300 = ~5 M photons)")
+    p = sub.add_parser("bench", help="speed, peak memory and the ratios of issues 3 and 11, in one run")
+    p.add_argument("--out", type=Path, default=Path("bench-output"), help="folder for bench.json")
+    p.add_argument("--segments", type=int, default=8300, help="segments per beam of the bench granule (~5 M photons)")
+    p.add_argument("--full", action="store_true", help="also a full-size granule (140,000 segments per beam)")
+    p.add_argument("--full-segments", type=int, default=None, help="segments per beam of the full-size granule")
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args) -> int:
-    from .bench import report, run
+    from .bench import cache_dir, report, run
 
-    print(report(run(args.out, args.segments)))
+    full = args.full_segments or (140_000 if args.full else None)
+    if args.segments < 1 or (full is not None and full < 1):
+        raise UsageError("--segments and --full-segments must be positive")
+    print(f"granules: {cache_dir()} (written once)", file=sys.stderr)
+    print(report(run(args.out, args.segments, full)))
     print(f"figures: {args.out / 'bench.json'}")
     return 0
 
@@ -395,23 +407,129 @@ def _run_discovered(args) -> int:
     if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
-    results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
+    if args.kind == "atl03s":   # photons stream to the file, a granule at a time
+        failed = stream_photons(asset, list(names), parms, args.output, fmt, args.quiet, keep_failed=True)
+        results = failed
+    else:
+        results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
+                                progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
     failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
     for r in failed:
         print(f"failed: {r.error[1]}", file=sys.stderr)
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
+    if args.kind != "atl03s":
+        write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
-    if not args.quiet:
+    if not args.quiet and args.kind != "atl03s":
         print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
+
+
+def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet: bool, *,
+                   keep_failed: bool) -> list:
+    """Photon subsets of granules written to ``output`` as they are computed, in bounded memory.
+
+    Granules are processed one after the other, in the given order (each on every core), their rows
+    in time order within each granule, as a file written whole holds them. With ``keep_failed`` a
+    granule that fails is left out (its rows wait in a spill file until it is done); otherwise the
+    first failure stops everything and nothing is written. Returns the failed granules' results.
+    """
+    from .engine import iter_granule
+    from .formats.destination import _write_error
+    from .formats.output import OutputWriter
+    from .formats.stream import Spill, TimeOrder
+
+    started = time.perf_counter()
+    failed: list = []
+    bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
+    summary = _Summary()
+    try:
+        with OutputWriter(output, fmt, kind="atl03s", parms=parms.to_dict(), granules=names) as writer:
+            for name in names:
+                spill = Spill(output) if keep_failed else None
+                error, order = None, None
+                for part in iter_granule(asset, name, parms, "atl03s"):
+                    if part.result.error is not None:
+                        error = part.result
+                        break
+                    order = order or TimeOrder(part.beams)
+                    _emit(writer, spill, order.push(part.result, part.beam, part.horizon_ns), summary)
+                if error is None and order is not None:
+                    _emit(writer, spill, order.flush(), summary)
+                if bar is not None:
+                    bar.update(1)
+                if error is not None:
+                    failed.append(error)
+                    if spill is None:
+                        writer.abort()
+                        return failed
+                    spill.drop()
+                elif spill is not None:
+                    for table in spill.tables():
+                        writer.add_table(table)
+    except OSError as exc:
+        raise _write_error(output, exc) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        summary.print(output, time.perf_counter() - started)
+    return failed
+
+
+def _emit(writer, spill, rows, summary) -> None:
+    if rows is None or not len(rows):
+        return
+    table = writer.rows_table(rows.time_ns, rows.columns, rows.lon, rows.lat)
+    if spill is not None:
+        spill.add(table)
+    else:
+        writer.add_table(table)
+    summary.add(rows)
+
+
+def _granule_bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="granule", desc="granules", leave=False)
+
+
+class _Summary:
+    """Photon counts, time span and heights per track/pair, gathered as rows stream past."""
+
+    def __init__(self) -> None:
+        self.rows, self.t0, self.t1, self.per = 0, None, None, {}
+
+    def add(self, rows) -> None:
+        import numpy as np
+
+        self.rows += len(rows)
+        t = rows.time_ns
+        self.t0 = t.min() if self.t0 is None else min(self.t0, t.min())
+        self.t1 = t.max() if self.t1 is None else max(self.t1, t.max())
+        key = rows.columns["track"].astype(np.int64) * 2 + rows.columns["pair"]
+        for k in np.unique(key):
+            h = rows.columns["height"][key == k].astype(np.float64)
+            n, total, lo, hi = self.per.get(int(k), (0, 0.0, np.inf, -np.inf))
+            self.per[int(k)] = (n + len(h), total + h.sum(), min(lo, h.min()), max(hi, h.max()))
+
+    def print(self, output: Path, elapsed: float) -> None:
+        import numpy as np
+
+        print(f"{self.rows} photons -> {output} ({elapsed:.1f} s)")
+        if not self.rows:
+            return
+        span = np.array([self.t0, self.t1], dtype="datetime64[ns]")
+        print(f"time span: {span[0]} .. {span[1]} UTC")
+        print(f"{'track/pair':>10} {'rows':>8} {'mean_h':>10} {'min_h':>10} {'max_h':>10}")
+        for k, (n, total, lo, hi) in sorted(self.per.items()):
+            print(f"{f'{k // 2}/{k % 2}':>10} {n:>8} {total / n:>10.2f} {lo:>10.2f} {hi:>10.2f}")
 
 
 def _add_index(sub) -> None:

@@ -1,56 +1,176 @@
-"""One granule end to end, and many granules in a local process pool.
+"""One granule end to end, in along-track chunks; many granules in a local process pool.
 
-``process_granule`` is what every caller runs per granule: the CLI and the local server (in a
-process pool), and the worker Lambda. A granule that cannot be used yields a result carrying
-``error = (code, message)`` instead of raising, so the others' results are kept.
+A granule is processed in chunks of each beam (:func:`iter_granule`): read a window of photons
+-> select -> walk the extents -> a per-kind step (the ATL06-SR fit, the atl03s photon rows, ...)
+-> emit a partial result. Memory follows the chunk, not the granule: a chunk holds a bounded
+number of photons and its extents are fitted in batches of a bounded number of photon entries.
+Chunks are cut at the same segment ids on every beam, so they follow one another in time, and
+run on a thread pool (numpy releases the GIL) in a fixed order: chunk ``k+1`` of a beam starts as
+soon as chunk ``k`` has walked its extents, while chunk ``k`` fits them.
+
+A new kind plugs in with one function registered by :func:`kind_step`: it gets a
+:class:`ChunkData` (one batch of extents and the photons they index) and returns the tables of
+that batch as a partial :class:`GranuleResult`.
+
+SlideRule's x-series photon frame (``atl03x``) is made per beam, not in chunks (its surface fit
+lays extents over a whole beam's selected photons).
+
+``process_granule`` (the whole granule at once) is what callers that want every row run: the
+CLI (in a process pool), the local server's atl06/atl08 and the worker Lambda. A granule that cannot
+be used yields a result carrying ``error = (code, message)`` instead of raising, so the others'
+results are kept.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .granules.assets import Asset
 from .granules.beam import Beam
-from .granules.reader import read_beams
+from .granules.reader import BeamPlan, GranuleReader, with_photons
 from .request.errors import ResourceError
 from .request.params import Parms
 from .request.timeutil import delta_time_to_ns
 from .science import ancillary, xseries
-from .science.extents import make_extents
+from .science.extents import Extents, WalkState, assemble, segment_runs, walk_window, window_segments
 from .science.fit import FitSettings, fit_extents
-from .science.records import (
-    COMPACT,
-    ELEVATION,
-    EXTENT,
-    PHOTON,
-    VEGETATION,
-    WAVEFORM,
-    GranuleResult,
-    concat_ancillary,
-    concat_frames,
-    elevation_rows,
-    photon_rows,
-    stack,
-)
+from .science.records import GranuleResult, concat, elevation_rows, photon_rows
 from .science.select import photon_confidence, photon_mask
 
 log = logging.getLogger(__name__)
+WORKERS = max(1, min(6, os.cpu_count() or 1))
+CHUNK_PHOTONS = 400_000      # photons read per chunk of a beam (at most)
+BATCH_ENTRIES = 800_000      # photon entries (photons x extents holding them) per fitted batch
+
+
+# ---------------------------------------------------------------------- per-kind steps
+@dataclass
+class ChunkData:
+    """One batch of extents of one chunk of one beam: what a per-kind step works on.
+
+    Attributes
+    ----------
+    beam : Beam
+        The beam's segment arrays (its region-trimmed run) with the chunk's window of photons.
+    extents : Extents
+        Emitted extents: ``photon`` indexes the window's photon arrays, ``segment`` the beam's
+        segment arrays.
+    conf : ndarray of int8
+        Signal confidence (the request's surface type) of the window's photons.
+    yapc : ndarray or None
+        YAPC scores of the window's photons, when the request has ``yapc``.
+    parms : Parms
+    kind : str
+    """
+
+    beam: Beam
+    extents: Extents
+    conf: np.ndarray
+    yapc: np.ndarray | None
+    parms: Parms
+    kind: str
+
+
+KIND_STEPS: dict[str, Callable[[ChunkData], GranuleResult]] = {}
 KINDS = ("atl06", "atl03s", "atl08", "atl03x")
-BEAM_THREADS = max(1, min(6, os.cpu_count() or 1))
 
 
-def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
-    """Run ATL06-SR (``kind="atl06"``), photon subsetting (``"atl03s"``), PhoREAL (``"atl08"``) or
-    SlideRule's x-series photon frame (``"atl03x"``, with its surface fit when the request has
-    ``fit``) on one granule.
+def kind_step(kind: str) -> Callable:
+    """Register the per-kind step of ``kind`` (decorator): ``step(ChunkData) -> GranuleResult``."""
+    def register(step: Callable[[ChunkData], GranuleResult]) -> Callable[[ChunkData], GranuleResult]:
+        KIND_STEPS[kind] = step
+        return step
+    return register
+
+
+@kind_step("atl06")
+def fit_step(chunk: ChunkData) -> GranuleResult:
+    """ATL06-SR: the line fit of every extent of the batch, as elevation rows."""
+    parms, beam, ext = chunk.parms, chunk.beam, chunk.extents
+    settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
+                           cnt=parms.cnt, ats=parms.ats)
+    p = ext.photon
+    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the window
+    fit = fit_extents(ext.offsets, ext.x_rel, beam.h_ph[p], ext.length, ext.velocity, ext.background_rate,
+                      settings, photon=p, latitude=beam.lat_ph, longitude=beam.lon_ph,
+                      time_ns=_LazyTimes(beam.delta_time), y_atc=beam.dist_ph_across, delta_time=beam.delta_time,
+                      extras=ancillary.fit_inputs(anc, slice(None)) if anc else None)
+    rows = elevation_rows(beam, ext, fit, parms.compact)
+    columns = ancillary.extent_columns(anc, p, ext.offsets, ext.x_rel, fit, np.flatnonzero(fit["fitted"])) \
+        if anc else None
+    return GranuleResult(beam.granule, "atl06", elevations=rows, ancillary=columns)
+
+
+@kind_step("atl08")
+def vegetation_step(chunk: ChunkData) -> GranuleResult:
+    """PhoREAL: canopy metrics of every extent of the batch."""
+    from .science.phoreal import vegetation_rows
+
+    rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
+    return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins)
+
+
+@kind_step("atl03s")
+def photon_step(chunk: ChunkData) -> GranuleResult:
+    """Photon subsetting: extent headers and their photons."""
+    head, photons, offsets = photon_rows(chunk.beam, chunk.extents, chunk.conf, chunk.yapc)
+    anc = chunk.beam.extra.get("ancillary")
+    return GranuleResult(chunk.beam.granule, "atl03s", extents=head, photons=photons, offsets=offsets,
+                         ancillary=ancillary.photon_columns(anc, chunk.extents.photon) if anc else None)
+
+
+class _LazyTimes:
+    """``delta_time_to_ns`` of the photons the fit asks for (it only gathers its final photons)."""
+
+    def __init__(self, delta_time: np.ndarray):
+        self.delta_time = delta_time
+
+    def __getitem__(self, index) -> np.ndarray:
+        return delta_time_to_ns(self.delta_time[index])
+
+
+# ---------------------------------------------------------------------- one granule
+@dataclass
+class Part:
+    """A partial result of :func:`iter_granule`.
+
+    Attributes
+    ----------
+    result : GranuleResult
+        The tables of one batch of one chunk of one beam (or, last and alone, the granule's error).
+    beam : int
+        Index of the beam among the granule's processed beams (rows of a granule are ordered by
+        beam, then ``seq``).
+    seq : int
+        Position of the part within its beam.
+    horizon_ns : int
+        No later part of this beam has a photon earlier than this (ns since the Unix epoch),
+        provided photon times never decrease along the beam (they do not in ATL03).
+    beams : int
+        Beams the granule has in the request's region.
+    """
+
+    result: GranuleResult
+    beam: int = -1
+    seq: int = -1
+    horizon_ns: int = 2**63 - 1
+    beams: int = 0
+
+
+def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06", *,
+                    workers: int | None = None, chunk_photons: int | None = None) -> GranuleResult:
+    """Run ATL06-SR (``kind="atl06"``) or photon subsetting (``"atl03s"``) on one granule.
 
     Parameters
     ----------
@@ -60,8 +180,9 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         ATL03 granule name.
     parms : Parms
         Validated request parameters.
-    kind : {"atl06", "atl03s", "atl08", "atl03x"}
-        ``atl08`` runs PhoREAL with its defaults when ``parms`` has no ``phoreal`` table.
+    kind : {"atl06", "atl03s"}
+    workers, chunk_photons
+        As for :func:`iter_granule`.
 
     Returns
     -------
@@ -72,130 +193,415 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         raise ValueError(f"kind must be one of {KINDS}")
     parms = parms.for_kind(kind)
     stats: dict[str, float] = {}
-    t0 = time.perf_counter()
-    try:
-        beams = read_beams(asset, resource, parms)
-    except ResourceError as exc:
-        return GranuleResult(resource, kind, error=(exc.code, str(exc)), stats=stats)
-    except Exception as exc:  # a bug or an unforeseen file problem: report it, keep the others
-        log.exception("unexpected failure reading %s", resource)
-        return GranuleResult(resource, kind, error=(ResourceError.ERROR, f"{resource}: {exc!r}"),
-                             stats=stats)
-    stats["read_s"] = time.perf_counter() - t0
-    stats["photons"] = float(sum(len(b.h_ph) for b in beams))
-    try:
-        parts = _process_beams(beams, parms, kind, stats)
-    except ResourceError as exc:
-        return GranuleResult(resource, kind, error=(exc.code, str(exc)), stats=stats)
-    result = _merge(resource, kind, parts, parms)
-    stats["total_s"] = time.perf_counter() - t0
+    parts = list(iter_granule(asset, resource, parms, kind, stats=stats, workers=workers,
+                              chunk_photons=chunk_photons))
+    if parts and parts[-1].result.error is not None:
+        failed = parts[-1].result
+        failed.stats = stats
+        return failed
+    parts.sort(key=lambda part: (part.beam, part.seq))
+    result = concat([p.result for p in parts], kind, compact=parms.compact, consume=True)
+    result.granule = resource
+    if kind == "atl03x" and not result.frame:
+        result.frame = xseries.empty_frame(parms)
+    if kind != "atl03x" and result.ancillary is None and parms.ancillary:
+        result.ancillary = ancillary.empty_columns(parms)
     result.stats = stats
     return result
 
 
-def _process_beams(beams: list[Beam], parms: Parms, kind: str, stats: dict) -> list[tuple]:
-    """Beams in parallel threads: numpy releases the GIL in the sorts, gathers and sums."""
-    per_beam = [{} for _ in beams]
-    threads = min(len(beams), BEAM_THREADS)
-    if threads <= 1:
-        parts = [_process_beam(b, parms, kind, st) for b, st in zip(beams, per_beam, strict=True)]
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(lambda b, st: _process_beam(b, parms, kind, st), beams, per_beam))
-    for st in per_beam:  # summed CPU-seconds per stage
-        for key, value in st.items():
-            stats[key] = stats.get(key, 0.0) + value
-    return parts
+def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06", *, stats: dict | None = None,
+                 workers: int | None = None, chunk_photons: int | None = None) -> Iterator[Part]:
+    """Process one granule in along-track chunks, yielding partial results as they are ready.
+
+    Parameters
+    ----------
+    asset, resource, parms, kind
+        As for :func:`process_granule`; ``kind`` is any registered kind (:data:`KIND_STEPS`).
+    stats : dict, optional
+        Filled with seconds per stage (summed over threads) and counts.
+    workers : int, optional
+        Threads (default :data:`WORKERS`).
+    chunk_photons : int, optional
+        Photons per chunk of a beam (default: :data:`CHUNK_PHOTONS`, less when extents overlap
+        much, so that a chunk holds about :data:`BATCH_ENTRIES` photon entries).
+
+    Yields
+    ------
+    Part
+        Partial results in a fixed order (chunk by chunk, beams in turn); sorting them by
+        ``(beam, seq)`` gives the whole granule's row order. A granule that cannot be used ends
+        with one part whose result carries ``error = (code, message)``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    parms = parms.for_kind(kind)
+    stats = {} if stats is None else stats
+    t0 = time.perf_counter()
+    try:
+        with GranuleReader(asset, resource, parms) as reader:
+            stats["open_s"] = time.perf_counter() - t0
+            stats["photons"] = float(sum(p.n_photons for p in reader.beams))
+            if kind == "atl03x":
+                yield from _xseries_parts(reader, parms, stats)
+                return
+            job = _Job(reader, parms, kind, stats, chunk_photons)
+            for parts in _ordered(job.tasks(), workers or WORKERS):
+                yield from parts
+    except ResourceError as exc:
+        yield Part(GranuleResult(resource, kind, error=(exc.code, str(exc))))
+    except Exception as exc:  # a bug or an unforeseen file problem: report it, keep the other granules
+        log.exception("unexpected failure processing %s", resource)
+        yield Part(GranuleResult(resource, kind, error=(ResourceError.ERROR, f"{resource}: {exc!r}")))
+    finally:
+        stats["total_s"] = time.perf_counter() - t0
 
 
-def _timed(stats: dict, key: str, start: float) -> float:
-    now = time.perf_counter()
-    stats[key] = stats.get(key, 0.0) + now - start
-    return now
+def _xseries_parts(reader: GranuleReader, parms: Parms, stats: dict) -> Iterator[Part]:
+    """atl03x: one part per beam, its photon frame (or that frame's surface fit) made whole."""
+    beams = len(reader.beams)
+    for b, plan in enumerate(reader.beams):
+        t = time.perf_counter()
+        beam = with_photons(plan.segments, reader.photons(plan, 0, plan.n_photons))
+        stats["read_s"] = stats.get("read_s", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        yapc = None
+        if parms.yapc is not None and parms.yapc.version != 0:
+            from .science.yapc import yapc_scores
+            yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
+        elif parms.yapc is not None:
+            yapc = beam.weight_ph
+        conf, mask = select(beam, parms, yapc, beam.photon_segment())
+        frame = xseries.photon_frame(beam, parms, conf, mask, yapc, beam.extra.get("ancillary"))
+        if parms.fit:
+            frame = xseries.surface_fit(frame, parms)
+        stats["step_s"] = stats.get("step_s", 0.0) + time.perf_counter() - t
+        yield Part(GranuleResult(reader.resource, "atl03x", frame=frame), b, 0, _NEVER, beams)
 
 
-def _process_beam(beam: Beam, parms: Parms, kind: str, stats: dict) -> tuple:
-    t = time.perf_counter()
+def select(beam: Beam, parms: Parms, yapc: np.ndarray | None, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence and selection mask of a beam's photons (``seg``: each photon's segment index).
+
+    PhoREAL's ABoVE classifier, when on, moves photons to top of canopy first (in ``beam``).
+    """
     conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
     if parms.phoreal is not None and parms.phoreal.above_classifier and beam.atl08_class is not None:
         from .science.phoreal import above_classifier
-        beam.atl08_class = above_classifier(beam.atl08_class, beam.relief, conf,
-                                            beam.solar_elevation[beam.photon_segment()], beam.spot)
-    yapc = None
-    if parms.yapc is not None:
-        from .science.yapc import yapc_scores
-        yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
-    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the beam
-    podppd = None if beam.podppd_flag is None else beam.podppd_flag[beam.photon_segment()]
+        beam.atl08_class = above_classifier(beam.atl08_class, beam.relief, conf, beam.solar_elevation[seg], beam.spot)
+    podppd = None if beam.podppd_flag is None else beam.podppd_flag[seg]
     mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd_ph=podppd)
-    if kind == "atl03x":
-        return (_xseries_beam(beam, parms, conf, mask, yapc, anc, stats, t),)
-    extents = make_extents(beam, mask, parms)
-    t = _timed(stats, "select_extents_s", t)
-    if kind == "atl03s":
-        rows = photon_rows(beam, extents, conf, yapc)
-        return (*rows, ancillary.photon_columns(anc, extents.photon) if anc else None)
-    if kind == "atl08":
-        from .science.phoreal import vegetation_rows
-        parts = vegetation_rows(beam, extents, beam.atl08_class, parms.phoreal)
-        _timed(stats, "phoreal_s", t)
+    return conf, mask
+
+
+def _ordered(tasks: Iterable[Callable[[], list[Part]]], workers: int) -> Iterator[list[Part]]:
+    """Run tasks on a thread pool, at most ``2 * workers`` ahead, and yield their results in order.
+
+    A task may wait for a value an earlier task publishes; tasks start in submission order (FIFO),
+    so that task is already running.
+    """
+    tasks = iter(tasks)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="icesat2sr")
+    pending: deque[Future] = deque()
+    try:
+        for task in itertools.islice(tasks, 2 * workers):
+            pending.append(pool.submit(task))
+        while pending:
+            result = pending.popleft().result()
+            for task in itertools.islice(tasks, 1):
+                pending.append(pool.submit(task))
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+@dataclass
+class _Chunk:
+    """Segments ``[s0, s1)`` of one run of consecutive segment ids of a beam (indices in the run)."""
+
+    plan: BeamPlan
+    beam: int               # index among the granule's beams
+    run: tuple[int, int]    # the run's segments in the beam
+    run_photons: int        # photon index of the run's first photon in the beam
+    s0: int
+    s1: int
+    final: bool             # the last chunk of the run
+    last_of_beam: bool
+    order: tuple = ()
+
+
+@dataclass
+class _Job:
+    """The chunks of one granule and what they share."""
+
+    reader: GranuleReader
+    parms: Parms
+    kind: str
+    stats: dict
+    chunk_photons: int | None = None
+    waits: dict = field(default_factory=dict)
+
+    def tasks(self) -> Iterator[Callable[[], list[Part]]]:
+        chunks = self._chunks()
+        previous: dict[int, Future] = {}
+        seq: dict[int, int] = {}
+        for chunk in chunks:
+            ready: Future = Future()
+            before = previous.get(chunk.beam)
+            previous[chunk.beam] = ready
+            seq[chunk.beam] = seq.get(chunk.beam, -1) + 1
+            yield _Task(self, chunk, before, ready, seq[chunk.beam])
+
+    def _chunks(self) -> list[_Chunk]:
+        plans = self.reader.beams
+        target = self.chunk_photons or _chunk_photons(self.parms)
+        bounds = _chunk_bounds(plans, target)
+        chunks = []
+        for b, plan in enumerate(plans):
+            ids = plan.segments.segment_id
+            counts = plan.segments.segment_ph_cnt.astype(np.int64)
+            first_photon = np.concatenate(([0], np.cumsum(counts)))
+            edges = bounds[b]
+            for r0, r1 in segment_runs(ids):
+                cuts = [r0, *(int(e) for e in edges if r0 < e < r1), r1]
+                for s0, s1 in itertools.pairwise(cuts):
+                    key = int(np.searchsorted(edges, s0, side="right"))
+                    chunks.append(_Chunk(plan, b, (r0, r1), int(first_photon[r0]), s0 - r0, s1 - r0,
+                                         final=s1 == r1, last_of_beam=s1 == len(ids), order=(key, b, s0)))
+        chunks.sort(key=lambda c: c.order)
+        return chunks
+
+    def add(self, key: str, seconds: float) -> None:
+        self.stats[key] = self.stats.get(key, 0.0) + seconds
+
+    def needs_pointer(self, plan: BeamPlan) -> bool:
+        """Whether a chunk must wait for the previous one's background pointer (segment times going
+        back, never in real granules: SlideRule's pointer into ``bckgrd_atlas`` then matters)."""
+        if plan.beam not in self.waits:
+            times = plan.segments.segment_delta_time
+            self.waits[plan.beam] = bool(np.any(times[1:] < times[:-1]))
+        return self.waits[plan.beam]
+
+
+def _chunk_photons(parms: Parms) -> int:
+    """Photons per chunk: at most CHUNK_PHOTONS, and about BATCH_ENTRIES photon entries."""
+    overlap = parms.len / parms.res if parms.dist_in_seg else parms.extent_length_m / parms.res
+    return int(max(1000, min(CHUNK_PHOTONS, BATCH_ENTRIES / max(1.0, overlap))))
+
+
+def _chunk_bounds(plans: list[BeamPlan], target: int) -> dict[int, np.ndarray]:
+    """Chunk edges (segment indices) per beam, cut at the same segment ids on every beam.
+
+    The edges follow the densest beam, so no chunk of any beam holds much more than ``target``
+    photons; a beam whose segment ids do not increase is cut by its own photon counts.
+    """
+    ids = [p.segments.segment_id.astype(np.int64) for p in plans]
+    counts = [p.segments.segment_ph_cnt.astype(np.int64) for p in plans]
+    out: dict[int, np.ndarray] = {}
+    shared = [b for b in range(len(plans)) if np.all(np.diff(ids[b]) > 0)]
+    if shared:
+        grid, where = np.unique(np.concatenate([ids[b] for b in shared]), return_inverse=True)
+        dense = np.zeros(len(grid), dtype=np.int64)
+        np.maximum.at(dense, where, np.concatenate([counts[b] for b in shared]))
+        cuts = grid[_cut_points(dense, target)]
+        for b in shared:
+            out[b] = np.searchsorted(ids[b], cuts)
+    for b in range(len(plans)):
+        if b not in out:
+            out[b] = _cut_points(counts[b], target)
+    return out
+
+
+def _cut_points(counts: np.ndarray, target: int) -> np.ndarray:
+    """Indices where the running photon count passes each multiple of ``target``."""
+    total = int(counts.sum())
+    if total <= target:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    marks = np.arange(target, total, target)
+    return np.unique(np.searchsorted(ends, marks, side="right") + 1).clip(1, len(counts) - 1)
+
+
+class _Task:
+    """One chunk of one beam: read, select, walk (then let the next chunk start), emit.
+
+    What a chunk hands to the next one of its beam (through ``ready``): the walk state, SlideRule's
+    background pointer and the horizon of its last part.
+    """
+
+    def __init__(self, job: _Job, chunk: _Chunk, before: Future | None, ready: Future, seq: int):
+        self.job, self.chunk, self.before, self.ready, self.seq = job, chunk, before, ready, seq
+
+    def __call__(self) -> list[Part]:
+        c = self.chunk
+        try:
+            state, pointer, horizon = self.before.result() if self.before is not None else (None, 0, _NEVER)
+            if state is None or c.s0 == 0:   # a run's first chunk: a fresh walk, the counter runs on
+                run_sdx = c.plan.segments.segment_dist_x[c.run[0]:c.run[1]]
+                state, pointer = WalkState.initial(run_sdx, 0 if state is None else state.counter), 0
+            if state.done or not c.plan.segments.segment_ph_cnt[c.run[0]:c.run[1]].any():
+                horizon = _NEVER if c.last_of_beam else horizon
+                self.ready.set_result((replace(state, done=True), pointer, horizon))
+                return [self._part(None, horizon)]
+            window = self._walk(state)
+        except BaseException as exc:
+            self.ready.set_exception(exc)
+            raise
+        return self._emit(window, pointer)
+
+    # -------------------------------------------------------------- the walk
+    def _walk(self, state: WalkState) -> _Window:
+        c, job = self.chunk, self.job
+        parms = job.parms
+        ends = np.cumsum(c.plan.segments.segment_ph_cnt[c.run[0]:c.run[1]], dtype=np.int64)
+        m = len(ends)
+        look = (math.ceil(parms.len) + int(parms.res) if parms.dist_in_seg
+                else math.ceil((parms.extent_length_m + parms.res) / 20.0)) + 2
+        while True:
+            end_segment = m if c.final else min(m, c.s1 + look)
+            pb = max(int(ends[end_segment - 1]), min(state.first + 1, int(ends[-1])))
+            final = pb >= int(ends[-1])     # the window holds the run's last photon
+            window = _Window.read(self, state.first, pb)
+            t = time.perf_counter()
+            walked = walk_window(window.run_beam, state.first, state, parms, final=final,
+                                 boundary=None if c.final else c.s1)
+            job.add("extents_s", time.perf_counter() - t)
+            if walked is not None:
+                window.walk, window.after = walked
+                return window
+            look *= 2
+
+    # -------------------------------------------------------------- emission
+    def _emit(self, window: _Window, pointer: int) -> list[Part]:
+        job, c = self.job, self.chunk
+        parms, walk = job.parms, window.walk
+        last = self._horizon(window, None)
+        wait = job.needs_pointer(c.plan)
+        if not wait:
+            self.ready.set_result((window.after, 0, last))
+        try:
+            t = time.perf_counter()
+            conf, selected, yapc = window.select()
+            job.add("select_s", time.perf_counter() - t)
+            parts = []
+            for a, b in walk.batches(BATCH_ENTRIES):
+                t = time.perf_counter()
+                extents, pointer = assemble(window.run_beam, window.a, selected, walk.take(a, b), parms, pointer)
+                extents.segment += c.run[0]
+                job.add("extents_s", time.perf_counter() - t)
+                t = time.perf_counter()
+                result = KIND_STEPS[job.kind](ChunkData(window.beam, extents, conf, yapc, parms, job.kind))
+                job.add("step_s", time.perf_counter() - t)
+                parts.append(self._part(result, self._horizon(window, int(walk.first[b]) if b < len(walk) else None)))
+            if not parts:
+                parts.append(self._part(None, last))
+        except BaseException as exc:
+            if wait:
+                self.ready.set_exception(exc)
+            raise
+        if wait:
+            self.ready.set_result((window.after, pointer, last))
         return parts
-    p = extents.photon
-    settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
-                           cnt=parms.cnt, ats=parms.ats)
-    fit = fit_extents(extents.offsets, extents.x_rel, beam.h_ph[p], extents.length, extents.velocity,
-                      extents.background_rate, settings, latitude=beam.lat_ph[p], longitude=beam.lon_ph[p],
-                      time_ns=delta_time_to_ns(beam.delta_time[p]), y_atc=beam.dist_ph_across[p],
-                      delta_time=beam.delta_time[p], extras=ancillary.fit_inputs(anc, p) if anc else None)
-    rows = elevation_rows(beam, extents, fit, parms.compact)
-    columns = ancillary.extent_columns(anc, p, extents.offsets, extents.x_rel, fit,
-                                       np.flatnonzero(fit["fitted"])) if anc else None
-    _timed(stats, "fit_s", t)
-    return (rows, columns)
+
+    def _part(self, result: GranuleResult | None, horizon: int) -> Part:
+        job = self.job
+        result = result if result is not None else GranuleResult(job.reader.resource, job.kind)
+        return Part(result, self.chunk.beam, self.seq, horizon, len(job.reader.beams))
+
+    def _horizon(self, window: _Window, first: int | None) -> int:
+        """Earliest photon time (ns) a later part of this beam can hold: that of the photons from the
+        next extent's first on, assuming (as ATL03 is written) that photon times never decrease."""
+        after = window.after
+        if first is None:
+            if after.done and self.chunk.last_of_beam:
+                return _NEVER
+            first = after.first - window.a if not after.done else len(window.beam.delta_time) - 1
+        rest = window.beam.delta_time[first:]
+        return int(delta_time_to_ns(rest.min())) if rest.size else _NEVER
 
 
-def _xseries_beam(beam: Beam, parms: Parms, conf: np.ndarray, keep: np.ndarray, yapc: np.ndarray | None,
-                  anc: dict | None, stats: dict, t: float) -> dict[str, np.ndarray]:
-    """The atl03x frame of one beam: its selected photons, or their surface fit (``fit``)."""
-    frame = xseries.photon_frame(beam, parms, conf, keep, yapc, anc)
-    t = _timed(stats, "select_extents_s", t)
-    if parms.fit:
-        frame = xseries.surface_fit(frame, parms)
-        _timed(stats, "fit_s", t)
-    return frame
+_NEVER = 2**63 - 1
 
 
-def _merge(resource: str, kind: str, parts: list[tuple], parms: Parms) -> GranuleResult:
-    if kind == "atl03x":
-        return GranuleResult(resource, kind, frame=concat_frames([p[0] for p in parts]) if parts
-                             else xseries.empty_frame(parms))
-    if kind == "atl06":
-        dtype = COMPACT if parms.compact else ELEVATION
-        rows = stack([p[0] for p in parts], dtype)
-        return GranuleResult(resource, kind, elevations=rows, ancillary=_merged_ancillary(parts, 1, parms))
-    if kind == "atl08":
-        return _merge_vegetation(resource, parts)
-    heads = stack([p[0] for p in parts], EXTENT)
-    photons = stack([p[1] for p in parts], PHOTON)
-    offsets = np.concatenate(([0], np.cumsum(heads["count"].astype(np.int64))))
-    return GranuleResult(resource, kind, extents=heads, photons=photons, offsets=offsets,
-                         ancillary=_merged_ancillary(parts, 3, parms))
+class _Window:
+    """Photons ``a .. b-1`` of a run (what a chunk's extents need), read with selection context."""
+
+    def __init__(self, task: _Task, a: int, b: int, context: tuple[int, int], photons: dict[str, np.ndarray]):
+        c = task.chunk
+        self.task, self.a, self.b = task, a, b
+        self.context = context          # photons read before a and after b
+        lo, hi = context[0], context[0] + (b - a)
+        inner = {k: v[lo:hi] for k, v in photons.items() if k != "extra"}
+        if "extra" in photons:
+            inner["extra"] = {"ancillary": {f: v[lo:hi] for f, v in photons["extra"]["ancillary"].items()}}
+        self.photons = photons
+        self.beam = with_photons(c.plan.segments, inner)
+        r0, r1 = c.run
+        self.run_beam = replace(self.beam, **{f: getattr(c.plan.segments, f)[r0:r1] for f in _SEGMENT_FIELDS})
+        self.walk = None
+        self.after: WalkState | None = None
+
+    @classmethod
+    def read(cls, task: _Task, a: int, b: int) -> _Window:
+        c, job = task.chunk, task.job
+        t = time.perf_counter()
+        lo, hi = _selection_context(job.parms, c.plan, c.run_photons + a, c.run_photons + b)
+        photons = job.reader.photons(c.plan, lo, hi)
+        job.add("read_s", time.perf_counter() - t)
+        return cls(task, a, b, (c.run_photons + a - lo, hi - (c.run_photons + b)), photons)
+
+    def select(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Confidence, selection mask and YAPC scores of photons a..b-1."""
+        parms, beam, c = self.task.job.parms, self.beam, self.task.chunk
+        yapc = None
+        if parms.yapc is not None:
+            yapc = _yapc_window(self) if parms.yapc.version in (1, 2, 3) else beam.weight_ph
+        seg = c.run[0] + window_segments(self.run_beam.segment_ph_cnt, self.a, self.b - self.a)
+        conf, mask = select(beam, parms, yapc, seg)
+        return conf, mask, yapc
 
 
-def _merged_ancillary(parts: list[tuple], at: int, parms: Parms) -> dict | None:
-    """The beams' ancillary columns stacked; empty columns when the request has fields but no beam."""
-    merged = concat_ancillary([p[at] for p in parts])
-    if merged is None and parms.ancillary:
-        return ancillary.empty_columns(parms)
-    return merged
+_SEGMENT_FIELDS = ("segment_id", "segment_dist_x", "segment_ph_cnt", "segment_delta_time", "velocity_sc",
+                   "solar_elevation")
 
 
-def _merge_vegetation(resource: str, parts: list[tuple]) -> GranuleResult:
-    result = GranuleResult(resource, "atl08", vegetation=stack([p[0] for p in parts], VEGETATION))
-    if parts and parts[0][1] is not None:
-        result.waveforms = stack([p[1] for p in parts], WAVEFORM)
-        result.waveform = np.concatenate([p[2] for p in parts]).astype(np.float32, copy=False)
-    return result
+def _selection_context(parms: Parms, plan: BeamPlan, a: int, b: int, widen: int = 1) -> tuple[int, int]:
+    """The photons to read around photons a..b-1 of a beam so that their YAPC scores are exact."""
+    if parms.yapc is None or parms.yapc.version == 0:
+        return a, b
+    from .science.yapc import context_segments
+
+    ends = np.cumsum(plan.segments.segment_ph_cnt, dtype=np.int64)
+    s0 = int(np.searchsorted(ends, a, side="right"))
+    s1 = int(np.searchsorted(ends, b - 1, side="right")) + 1
+    lo, hi = context_segments(parms.yapc, plan.segments.segment_dist_x, s0, s1, widen)
+    return (int(ends[lo - 1]) if lo else 0), int(ends[hi - 1])
+
+
+def _yapc_window(window: _Window) -> np.ndarray:
+    """YAPC scores of the window's photons a..b-1, from the photons read around them."""
+    from .science.yapc import yapc_window
+
+    task = window.task
+    plan, parms, reader = task.chunk.plan, task.job.parms, task.job.reader
+    a = task.chunk.run_photons + window.a
+    b = a + (window.b - window.a)
+    lo, photons = a - window.context[0], window.photons
+
+    def head(n: int) -> tuple[np.ndarray, np.ndarray]:
+        first = reader.photons(plan, 0, n) if n else {"dist_ph_along": np.zeros(0), "h_ph": np.zeros(0)}
+        return first["dist_ph_along"], first["h_ph"]
+
+    widen = 1
+    while True:
+        scores = yapc_window(parms.yapc, plan.segments.segment_dist_x, plan.segments.segment_ph_cnt, lo,
+                             photons["dist_ph_along"], photons["h_ph"], a, b, min_photons=parms.cnt, head=head)
+        if scores is not None:
+            return scores
+        widen *= 2
+        lo, hi = _selection_context(parms, plan, a, b, widen)
+        photons = reader.photons(plan, lo, hi)
 
 
 # ---------------------------------------------------------------------- many granules

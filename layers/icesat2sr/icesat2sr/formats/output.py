@@ -73,16 +73,25 @@ def result_table(result: GranuleResult, *, geo: bool = True, fields: Sequence[st
         Array columns (PhoREAL's) as CSV holds them: ``name_0..name_k`` for fixed-length arrays,
         space-separated numbers for variable-length ones (as :func:`icesat2sr.formats.frames.csv_table`).
     """
-    import pyarrow as pa
-
     if result.kind == "atl03x":
         time_name, columns, lon, lat = _xseries_columns(result, geo, srcid)
-    else:
-        time_ns, columns, lon, lat = frame_columns(result)
-        if not geo and "latitude" not in columns:
-            columns = {k: v for k, v in columns.items() if k != "geometry"} | {"latitude": lat, "longitude": lon}
-        columns = {"time": time_ns, **columns}
-        time_name = "time"
+        return _table(time_name, columns, lon, lat, geo=geo, fields=fields, flat=flat)
+    return rows_table(*frame_columns(result), geo=geo, fields=fields, flat=flat)
+
+
+def rows_table(time_ns: np.ndarray, columns: dict, lon: np.ndarray, lat: np.ndarray, *, geo: bool = True,
+               fields: Sequence[str] | None = None, flat: bool = False):
+    """A ``pyarrow.Table`` of frame rows (:func:`icesat2sr.formats.frames.frame_columns`); options as
+    :func:`result_table`'s."""
+    if not geo and "latitude" not in columns:
+        columns = {k: v for k, v in columns.items() if k != "geometry"} | {"latitude": lat, "longitude": lon}
+    return _table("time", {"time": time_ns, **columns}, lon, lat, geo=geo, fields=fields, flat=flat)
+
+
+def _table(time_name: str, columns: dict, lon: np.ndarray, lat: np.ndarray, *, geo: bool,
+           fields: Sequence[str] | None, flat: bool):
+    import pyarrow as pa
+
     if not geo:
         columns.pop("geometry", None)
     if fields:
@@ -205,6 +214,16 @@ class OutputWriter:
                 self._empty = table
             return
         self._write(table)
+
+    def rows_table(self, time_ns: np.ndarray, columns: dict, lon: np.ndarray, lat: np.ndarray):
+        """The table this file holds for some frame rows (:func:`rows_table` with its options)."""
+        return rows_table(time_ns, columns, lon, lat, geo=self.format == "geoparquet", fields=self.fields,
+                          flat=self.format == "csv")
+
+    def add_table(self, table) -> None:
+        """Append a table made by :meth:`rows_table` (rows streamed in, in the order given)."""
+        if table.num_rows:
+            self._write(table)
 
     def extend(self, results: Iterable[GranuleResult]) -> None:
         """:meth:`add` every result."""

@@ -367,27 +367,51 @@ def result_records(result: GranuleResult, done: int | None = None, total: int | 
     to their granule; the official clients just log it. ``rows=False`` leaves the result's rows
     out (they go to an output file).
     """
+    if result.error is None and rows:
+        yield from data_records(result)
+    yield from end_records(result, done, total, rows=rows)
+
+
+def data_records(result: GranuleResult) -> Iterator[bytes]:
+    """The records of a (partial) result's rows."""
+    if result.rows == 0:
+        return
+    if result.kind == "atl06":
+        yield from elevation_records(result.elevations, ancillary=result.ancillary)
+    elif result.kind == "atl08":
+        yield from vegetation_records(result.vegetation)
+        if result.waveforms is not None:
+            yield from waveform_records(result.waveforms, result.waveform)
+    else:
+        yield from photon_records(result.extents, result.photons, result.offsets, result.ancillary)
+
+
+def table_counts(result: GranuleResult) -> tuple[int, int]:
+    """Rows of a (partial) result, and its photon extents (atl03s)."""
+    return result.rows, 0 if result.extents is None else len(result.extents)
+
+
+def end_records(result: GranuleResult, done: int | None = None, total: int | None = None, *,
+                rows: bool = True, counted: tuple[int, int] | None = None) -> Iterator[bytes]:
+    """What closes a granule on the wire once its rows are sent: its error, or a warning when it
+    had no rows, and the event naming it (with ``done``/``total``). ``counted`` gives the rows and
+    extents of a granule whose rows were sent in parts (its closing result holds none)."""
+    n_rows, n_extents = counted if counted is not None else table_counts(result)
     if result.error is not None:
         code, message = result.error
         yield exception_record(code, ERROR_LEVEL, message)
         what = "failed"
-    elif result.rows == 0:
+    elif n_rows == 0:
         yield exception_record(EMPTY_SUBSET, WARNING_LEVEL, f"{result.granule}: no data in the requested subset")
         what = "0 " + _UNITS[result.kind]
     elif not rows:
-        what = f"{result.rows} rows"
+        what = f"{n_rows} rows"
+    elif result.kind == "atl06":
+        what = f"{n_rows} elevations"
+    elif result.kind == "atl08":
+        what = f"{n_rows} vegetation extents"
     else:
-        if result.kind == "atl06":
-            yield from elevation_records(result.elevations, ancillary=result.ancillary)
-            what = f"{len(result.elevations)} elevations"
-        elif result.kind == "atl08":
-            yield from vegetation_records(result.vegetation)
-            if result.waveforms is not None:
-                yield from waveform_records(result.waveforms, result.waveform)
-            what = f"{len(result.vegetation)} vegetation extents"
-        else:
-            yield from photon_records(result.extents, result.photons, result.offsets, result.ancillary)
-            what = f"{len(result.photons)} photons in {len(result.extents)} extents"
+        what = f"{n_rows} photons in {n_extents} extents"
     if done is not None and total is not None:
         yield event_record(INFO_LEVEL, f"{result.granule}: {what} ({done}/{total} granules)", GRANULE_SOURCE)
 

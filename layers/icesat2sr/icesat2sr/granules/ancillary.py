@@ -93,23 +93,30 @@ def _dataset(key: str, name: str) -> str:
     return f"land_segments/{name}"
 
 
-def atl03_reads(beams: Sequence[str], runs: dict, fields: Sequence[AncField]) -> list[Read]:
+def atl03_reads(beams: Sequence[str], runs: dict, fields: Sequence[AncField], photons: bool = True) -> list[Read]:
     """Hyperslice reads of the ATL03 fields (segment or photon range of each beam's run).
 
     Background fields are read whole here and trimmed by :func:`photon_values` (the beam's
     ``bckgrd_atlas/delta_time`` is needed first to know the range; it is 1/50 of the shots).
+    ``photons=False`` leaves the per-photon fields out (read a window at a time: :func:`photon_reads`).
     """
     reads = []
     for b in beams:
         (s0, s1), (p0, p1), _ = runs[b]
         for f in fields:
             if f.key == "atl03_ph_fields":
-                reads.append(Read(f"/{b}/{f.dataset}", [(p0, p1)], optional=True))
+                if photons:
+                    reads.append(Read(f"/{b}/{f.dataset}", [(p0, p1)], optional=True))
             elif f.key in _PER_SEGMENT:
                 reads.append(Read(f"/{b}/{f.dataset}", [(s0, s1)], optional=True))
             elif f.key == "atl03_bckgrd_fields":
                 reads.append(Read(f"/{b}/{f.dataset}", optional=True))
     return reads
+
+
+def photon_reads(beam: str, lo: int, hi: int, fields: Sequence[AncField]) -> list[Read]:
+    """Reads of the per-photon fields for photons ``lo .. hi - 1`` of a beam (file indices)."""
+    return [Read(f"/{beam}/{f.dataset}", [(lo, hi)], optional=True) for f in fields if f.key == "atl03_ph_fields"]
 
 
 def read_land_segments(asset: Asset, atl08_name: str, beams: Sequence[str], runs: dict, data: dict,
@@ -160,7 +167,8 @@ def _land_span(bounds: dict, b: str, segment_id: np.ndarray) -> tuple[int, int, 
     return lo, hi, beg[lo:hi], end[lo:hi]
 
 
-def photon_values(beam: Beam, data: dict, fields: Sequence[AncField], land: dict | None) -> dict[AncField, np.ndarray]:
+def photon_values(beam: Beam, data: dict, fields: Sequence[AncField], land: dict | None,
+                  seg: np.ndarray | None = None) -> dict[AncField, np.ndarray]:
     """Every requested field's value for every photon of a region-trimmed beam (dataset dtype).
 
     Parameters
@@ -172,6 +180,9 @@ def photon_values(beam: Beam, data: dict, fields: Sequence[AncField], land: dict
     fields : sequence of AncField
     land : dict or None
         This beam's entry of :func:`read_land_segments` (needed for ATL08 fields).
+    seg : ndarray of int64, optional
+        The segment (index in the beam's segment arrays) of each photon, when the beam holds a
+        window of its photons; default: photon 0 starts segment 0.
 
     Raises
     ------
@@ -179,7 +190,7 @@ def photon_values(beam: Beam, data: dict, fields: Sequence[AncField], land: dict
         A requested dataset is not in the granule, or its length does not fit the run.
     """
     out = {}
-    seg = beam.photon_segment()
+    seg = beam.photon_segment() if seg is None else seg
     b = beam.beam
     for f in fields:
         path = f"/{b}/{f.dataset}"

@@ -7,8 +7,6 @@ has none.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from ..request.errors import ResourceError
@@ -21,52 +19,129 @@ INVALID_FLAG = 0xFF          # landcover/snowcover of photons without an ATL08 l
 _I32_MIN, _I32_MAX = -(2 ** 31), 2 ** 31 - 1
 
 
-def read_classes(asset: Asset, atl08_name: str, beams: Sequence[str], runs: dict, data: dict,
-                 resource: str, phoreal: bool = False) -> dict[str, dict[str, np.ndarray]]:
-    """ATL08 values of every photon of each beam's run (SPEC §2).
+_FIELDS = ("ph_segment_id", "classed_pc_indx", "classed_pc_flag")
+_LAND = ("segment_id_beg", "segment_id_end", "segment_landcover", "segment_snowcover")
 
-    Returns, per beam, ``{"atl08_class": u1}`` (0-4) and, with ``phoreal``, PhoREAL's inputs:
-    ``relief`` (f4, ATL08 ``ph_h``; 0 for unclassified photons), ``landcover`` and ``snowcover``
-    (u1, the photon's ATL08 land segment's ``segment_landcover``/``segment_snowcover``; 255 for
-    unclassified photons and photons outside every land segment).
+
+class Atl08Join:
+    """The ATL08 companion of one request's beams, joined to ATL03 photons one window at a time.
+
+    Opening reads each beam's ``signal_photons/ph_segment_id`` once to find, for every ATL03
+    segment of the beam's run, its block of ATL08 rows (and, for PhoREAL, the beam's land
+    segments: one per 100 m); :meth:`values` then reads only the rows of a window's segments. That
+    is the whole-beam join restricted to the window whenever the run's segment ids increase and
+    ATL08 is sorted by segment (always, in released granules); otherwise the beam is joined whole
+    once, as SlideRule's merge needs (see :func:`atl08_rows`).
+
+    Parameters
+    ----------
+    asset : Asset
+    atl08_name : str
+        The ATL08 granule.
+    runs : dict
+        Beam -> ATL03 ``segment_id`` and ``segment_ph_cnt`` of its region-trimmed run.
+    resource : str
+        The ATL03 granule (for error messages).
+    phoreal : bool
+        Also PhoREAL's per-photon inputs (``relief``, ``landcover``, ``snowcover``).
     """
-    fields = ("ph_segment_id", "classed_pc_indx", "classed_pc_flag") + (("ph_h",) if phoreal else ())
-    segment_fields = ("segment_id_beg", "segment_id_end", "segment_landcover", "segment_snowcover")
-    try:
-        with asset.open(atl08_name) as h5:
-            present = h5.groups("/")
-            reads = [Read(f"/{b}/signal_photons/{f}") for b in beams if b in present for f in fields]
+
+    def __init__(self, asset: Asset, atl08_name: str, runs: dict[str, tuple[np.ndarray, np.ndarray]],
+                 resource: str, phoreal: bool = False):
+        self.resource, self.name, self.phoreal = resource, atl08_name, phoreal
+        self._blocks: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._whole: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {}
+        self._land: dict[str, dict[str, np.ndarray | None]] = {}
+        self._h5 = None
+        try:
+            self._h5 = asset.open(atl08_name)
+            present = self._h5.groups("/")
+            here = [b for b in runs if b in present]
+            reads = [Read(f"/{b}/signal_photons/ph_segment_id") for b in here]
             if phoreal:
-                reads += [Read(f"/{b}/land_segments/{f}") for b in beams if b in present for f in segment_fields]
-            atl08 = h5.read(reads)
-    except ResourceError as exc:
-        stage = "PhoREAL" if phoreal else "atl08_class"
-        raise ResourceError(resource, f"{stage} needs the ATL08 granule {atl08_name}: {exc}",
-                            ResourceError.RESOURCE_DOES_NOT_EXIST) from None
-    out = {}
-    for b in beams:
-        (_, _), (p0, p1), counts = runs[b]
-        seg_id = data[f"/{b}/geolocation/segment_id"]
-        n = p1 - p0
-        if f"/{b}/signal_photons/ph_segment_id" not in atl08:  # beam absent from ATL08: unclassified
-            row = np.full(n, -1, dtype=np.int64)
-            flags = np.zeros(0, dtype=np.int8)
+                reads += [Read(f"/{b}/land_segments/{f}") for b in here for f in _LAND]
+            index = self._h5.read(reads)
+        except ResourceError as exc:
+            self.close()
+            raise self._error(exc) from None
+        try:
+            for b, (segment_id, counts) in runs.items():
+                if phoreal:
+                    self._land[b] = {f: index.get(f"/{b}/land_segments/{f}") for f in _LAND}
+                self._index(b, segment_id, counts, index.get(f"/{b}/signal_photons/ph_segment_id"))
+        except BaseException:
+            self.close()
+            raise
+
+    def _index(self, b: str, segment_id: np.ndarray, counts: np.ndarray, seg08: np.ndarray | None) -> None:
+        if seg08 is None:
+            self._blocks[b] = None          # beam absent from ATL08: unclassified
+        elif np.all(np.diff(segment_id.astype(np.int64)) > 0) and np.all(seg08[1:] >= seg08[:-1]):
+            self._blocks[b] = (np.searchsorted(seg08, segment_id, side="left"),
+                               np.searchsorted(seg08, segment_id, side="right"))
         else:
-            row = atl08_rows(seg_id, counts, n, atl08[f"/{b}/signal_photons/ph_segment_id"],
-                             atl08[f"/{b}/signal_photons/classed_pc_indx"], resource)
-            flags = atl08[f"/{b}/signal_photons/classed_pc_flag"]
-            if len(flags) != len(atl08[f"/{b}/signal_photons/ph_segment_id"]):
-                raise ResourceError(resource, f"ATL08 /{b}/signal_photons arrays differ in length")
-        out[b] = {"atl08_class": classes_of_rows(row, flags, resource)}
-        if phoreal and not len(flags):   # nothing classified: no relief, no land segment
-            out[b].update(relief=np.zeros(n, dtype=np.float32), landcover=np.full(n, INVALID_FLAG, dtype=np.uint8),
-                          snowcover=np.full(n, INVALID_FLAG, dtype=np.uint8))
-        elif phoreal:
-            group = {f: atl08.get(f"/{b}/{g}/{f}") for g, names in (("signal_photons", ("ph_h",)),
-                                                                     ("land_segments", segment_fields))
-                     for f in names}
-            out[b].update(phoreal_inputs(row, seg_id, counts, group, resource))
-    return out
+            first = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+            values = self._join(b, segment_id, counts, 0, len(seg08))
+            self._whole[b] = (values, first)
+
+    def values(self, beam: str, segment_id: np.ndarray, counts: np.ndarray, s0: int) -> dict[str, np.ndarray]:
+        """ATL08 values of every photon of the run's segments ``s0 .. s0 + len(counts) - 1``.
+
+        ``segment_id`` and ``counts`` are those segments' ATL03 ids and photon counts. Returns
+        ``{"atl08_class": u1}`` (0-4) and, with ``phoreal``, ``relief``, ``landcover`` and
+        ``snowcover`` (as :func:`phoreal_inputs`).
+        """
+        n = int(counts.sum())
+        if beam in self._whole:
+            values, first = self._whole[beam]
+            return {k: v[first[s0]:first[s0] + n] for k, v in values.items()}
+        blocks = self._blocks.get(beam)
+        if blocks is None or len(counts) == 0:
+            return self._unclassified(n)
+        lo, hi = int(blocks[0][s0]), int(blocks[1][s0 + len(counts) - 1])
+        return self._join(beam, segment_id, counts, lo, hi) if hi > lo else self._unclassified(n)
+
+    def _join(self, beam: str, segment_id: np.ndarray, counts: np.ndarray, lo: int, hi: int) -> dict:
+        n = int(counts.sum())
+        rows = self._rows(beam, lo, hi)
+        if len(rows["classed_pc_flag"]) != len(rows["ph_segment_id"]):
+            raise ResourceError(self.resource, f"ATL08 /{beam}/signal_photons arrays differ in length")
+        row = atl08_rows(segment_id, counts, n, rows["ph_segment_id"], rows["classed_pc_indx"], self.resource)
+        out = {"atl08_class": classes_of_rows(row, rows["classed_pc_flag"], self.resource)}
+        if self.phoreal:
+            if not len(rows["classed_pc_flag"]):
+                out.update(self._unclassified(n))
+            else:
+                out.update(phoreal_inputs(row, segment_id, counts, {"ph_h": rows["ph_h"], **self._land[beam]},
+                                          self.resource))
+        return out
+
+    def _unclassified(self, n: int) -> dict[str, np.ndarray]:
+        out = {"atl08_class": np.full(n, ATL08_UNCLASSIFIED, dtype=np.uint8)}
+        if self.phoreal:   # nothing classified: no relief, no land segment
+            out.update(relief=np.zeros(n, dtype=np.float32), landcover=np.full(n, INVALID_FLAG, dtype=np.uint8),
+                       snowcover=np.full(n, INVALID_FLAG, dtype=np.uint8))
+        return out
+
+    def _rows(self, beam: str, lo: int, hi: int) -> dict[str, np.ndarray]:
+        names = _FIELDS + (("ph_h",) if self.phoreal else ())
+        paths = {f: f"/{beam}/signal_photons/{f}" for f in names}
+        try:
+            data = self._h5.read([Read(p, [(lo, hi)], optional=f == "ph_h") for f, p in paths.items()])
+        except ResourceError as exc:
+            raise self._error(exc) from None
+        return {f: data[p] for f, p in paths.items()}
+
+    def _error(self, exc: ResourceError) -> ResourceError:
+        stage = "PhoREAL" if self.phoreal else "atl08_class"
+        return ResourceError(self.resource, f"{stage} needs the ATL08 granule {self.name}: {exc}",
+                             ResourceError.RESOURCE_DOES_NOT_EXIST)
+
+    def close(self) -> None:
+        """Close the ATL08 granule."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
 
 
 def atl08_classes(segment_id: np.ndarray, segment_ph_cnt: np.ndarray, n_photons: int,

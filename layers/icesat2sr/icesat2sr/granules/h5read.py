@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,8 +42,48 @@ class ReadOutsideFile(RuntimeError):
     """A read that does not lie wholly inside the file: the granule is truncated or corrupt."""
 
 
+class _LineCache(OrderedDict):
+    """h5coro's cache of file lines (4 MiB reads), bounded: the least recently used lines go.
+
+    h5coro keeps every line it has read until the file is closed, so reading a whole granule
+    window by window would hold the whole file (~2 GB for a full granule). Here at most
+    :data:`CACHE_LINES` are kept. A line evicted between h5coro's test for it and its use is read
+    again (``__missing__``), so concurrent readers never miss.
+    """
+
+    def __init__(self, read, line_size: int, max_lines: int):
+        super().__init__()
+        self._read, self._line_size, self._max = read, line_size, max_lines
+        self._lock = threading.Lock()
+
+    def __getitem__(self, line):
+        with self._lock:
+            value = super().__getitem__(line)
+            self.move_to_end(line)
+        return value
+
+    def __missing__(self, line):
+        value = memoryview(self._read(line, self._line_size))
+        self[line] = value
+        return value
+
+    def __setitem__(self, line, value) -> None:
+        with self._lock:
+            super().__setitem__(line, value)
+            while len(self) > self._max:
+                self.popitem(last=False)
+
+
+CACHE_LINES = 48      # lines of h5coro's cache kept per open granule (4 MiB each: <= 192 MiB)
+
+
 class _BoundedH5Coro(_h5coro.H5Coro):
-    """h5coro's reader with every read checked against the file's size (``driver.size``)."""
+    """h5coro's reader with every read checked against the file's size (``driver.size``), and a
+    bounded cache (:class:`_LineCache`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cache = _LineCache(lambda line, size: self.driver.read(line, size), self.cacheLineSize, CACHE_LINES)
 
     def ioRequest(self, pos, size, caching=True, prefetch=False):
         start = pos + self.baseAddress
@@ -230,6 +271,7 @@ class Granule:
     def close(self) -> None:
         """Release the driver (file handle or S3 client) and h5coro's cache."""
         self._h5.close()
+        self._h5.cache.clear()
 
     def read(self, reads: Iterable[Read], threads: int | None = None) -> dict[str, np.ndarray | None]:
         """Read datasets concurrently.

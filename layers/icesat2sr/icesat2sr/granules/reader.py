@@ -1,14 +1,17 @@
-"""Reading the beams of an ATL03 granule (and its ATL08 classes) for one request.
+"""Reading the beams of an ATL03 granule (and its ATL08 classes) for one request, in windows.
 
-Only what the request needs is read (SPEC §1.2, §4.5): per beam first ``segment_ph_cnt`` (and,
-for a polygon, the segment reference positions), which gives the segment run and its photon
-range; then hyperslices of the segment and photon datasets of that run, for all beams at once.
-Values are checked before any science runs: a granule with impossible values is rejected.
+Only what the request needs is read (SPEC §1.2, §4.5). Opening a :class:`GranuleReader` reads
+per beam ``segment_ph_cnt`` (and, for a polygon, the segment reference positions), which gives
+the beam's segment run and its photon range; then the segment and background datasets of that
+run. Photons are read on demand, a window at a time (:meth:`GranuleReader.photons`: hyperslices
+of the photon datasets), so memory follows the window, not the granule. Values are checked before
+any science runs on them: a granule with impossible values is rejected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,20 +21,40 @@ from ..request.params import SPOTS, Parms
 from ..request.polygon import inside
 from . import ancillary
 from .assets import Asset
-from .atl08 import read_classes
+from .atl08 import Atl08Join
 from .beam import Beam
 from .h5read import Granule, Read
 
 _ORIENT = {"backward": 0, "forward": 1, "transition": 2}
+_SEGMENT = ("segment_id", "segment_dist_x", "delta_time", "velocity_sc", "solar_elevation")
+_PHOTON = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across", "quality_ph")
 # Rows of a granule's per-segment and per-50-shot tables: its longest span (~512 s) holds ~180 000
 # segments and ~100 000 background rates; a larger dimension is a corrupt dataspace.
 MAX_TABLE_ROWS = 1_000_000
-_SEGMENT = ("segment_id", "segment_dist_x", "delta_time", "velocity_sc", "solar_elevation")
-_PHOTON = ("delta_time", "lat_ph", "lon_ph", "h_ph", "dist_ph_along", "dist_ph_across", "quality_ph")
+_PHOTON_DTYPES = {"delta_time": np.float64, "lat_ph": np.float64, "lon_ph": np.float64, "h_ph": np.float32,
+                  "dist_ph_along": np.float32, "dist_ph_across": np.float32, "quality_ph": np.int8}
 
 
-def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
-    """Read the request's beams of one ATL03 granule, trimmed to its region.
+@dataclass
+class BeamPlan:
+    """One beam of a request: its region-trimmed run of segments and how many photons it holds.
+
+    ``segments`` is a :class:`Beam` whose segment and background arrays are the whole run and
+    whose photon arrays are empty; :meth:`GranuleReader.photons` reads photons into it.
+    """
+
+    segments: Beam
+    n_photons: int
+    land: dict | None = None     # ATL08 land segments of the run (ancillary atl08_fields)
+
+    @property
+    def beam(self) -> str:
+        """Beam name, gt1l .. gt3r."""
+        return self.segments.beam
+
+
+class GranuleReader:
+    """An open ATL03 granule (and its ATL08 companion when the request needs it), for one request.
 
     Parameters
     ----------
@@ -41,6 +64,149 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
         ATL03 granule file name.
     parms : Parms
         The request (beams/track, poly/proj, srt, yapc version 0, atl08_class).
+
+    Attributes
+    ----------
+    beams : list of BeamPlan
+        Beams with photons in the region, in gt1l..gt3r order (absent or empty beams skipped).
+
+    Raises
+    ------
+    ResourceError
+        Bad name, missing/unreadable granule or ATL08 companion, missing dataset, impossible values.
+
+    Examples
+    --------
+    >>> with GranuleReader(asset, name, parms) as reader:            # doctest: +SKIP
+    ...     plan = reader.beams[0]
+    ...     window = reader.photons(plan, 0, 100_000)               # the first 100,000 photons
+    """
+
+    def __init__(self, asset: Asset, resource: str, parms: Parms):
+        self.resource = resource
+        self.parms = parms
+        name = parse_atl03_name(resource)
+        self._atl08: Atl08Join | None = None
+        self._data: dict = {}
+        self.fields = ancillary.requested_fields(parms)
+        self._h5: Granule | None = asset.open(resource)
+        try:
+            self.beams = self._plan(asset, name)
+            if (parms.atl08_class or parms.atl08_fields) and self.beams:
+                runs = {p.beam: (p.segments.segment_id, p.segments.segment_ph_cnt) for p in self.beams}
+                self._atl08 = Atl08Join(asset, name.atl08, runs, resource, phoreal=parms.phoreal is not None)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> GranuleReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the granule (and its ATL08 companion)."""
+        if self._atl08 is not None:
+            self._atl08.close()
+            self._atl08 = None
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    # ------------------------------------------------------------------ opening
+    def _plan(self, asset: Asset, name) -> list[BeamPlan]:
+        h5, parms = self._h5, self.parms
+        present = h5.groups("/")
+        if present.isdisjoint(BEAMS):  # e.g. a corrupt root group: never an empty result in silence
+            raise ResourceError(self.resource, f"has no beam group ({', '.join(BEAMS)}): corrupt, or not an "
+                                               "ATL03 granule")
+        beams = [b for b in parms.selected_beams if b in present]
+        if not beams:
+            return []
+        sc_orient = _sc_orient(h5, beams[0], "orbit_info" in present)
+        if parms.spots != SPOTS:   # SlideRule's laser spots 1-6, from the orientation (0 in transition)
+            beams = [b for b in beams if spot(sc_orient, b) in parms.spots]
+            if not beams:
+                return []
+        runs = _segment_runs(h5, beams, parms)
+        beams = [b for b in beams if runs[b] is not None]
+        reads = []
+        for b in beams:
+            (s0, s1), _, _ = runs[b]
+            reads += [Read(f"/{b}/geolocation/{d}", [(s0, s1)]) for d in _SEGMENT]
+            if parms.podppd:   # 0, like none, filters nothing
+                reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)]))
+            reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
+        self._data = h5.read(reads + ancillary.atl03_reads(beams, runs, self.fields, photons=False))
+        land = ancillary.read_land_segments(asset, name.atl08, beams, runs, self._data, self.fields, self.resource)
+        plans = []
+        for b in beams:
+            (s0, _), (p0, p1), counts = runs[b]
+            beam = _segment_beam(self.resource, b, name, sc_orient, self._data, counts, s0, p0)
+            check_segments(beam)
+            plans.append(BeamPlan(beam, p1 - p0, land.get(b)))
+        return plans
+
+    # ------------------------------------------------------------------ photons
+    def photons(self, plan: BeamPlan, a: int, b: int) -> dict[str, np.ndarray]:
+        """Photon arrays of photons ``a .. b-1`` of a beam's run (indices in the run), checked.
+
+        Returns
+        -------
+        dict
+            :class:`Beam` photon field -> array: the ``_PHOTON`` datasets, ``signal_conf_ph``
+            ((n,) for one surface type, (n, 5) for ``srt = -1``), ``weight_ph`` (YAPC version 0)
+            and ``atl08_class`` (when ATL08 is needed), each of length ``b - a``; and, when the
+            request has ancillary fields, ``extra = {"ancillary": {AncField: values}}`` of those photons.
+        """
+        beam, parms = plan.segments, self.parms
+        g, p0 = beam.beam, beam.first_photon
+        lo, hi = p0 + a, p0 + b
+        reads = [Read(f"/{g}/heights/{d}", [(lo, hi)]) for d in _PHOTON]
+        cols = (0, 5) if parms.srt == -1 else (parms.srt, parms.srt + 1)
+        reads.append(Read(f"/{g}/heights/signal_conf_ph", [(lo, hi), cols]))
+        if parms.yapc is not None and parms.yapc.version == 0:
+            reads.append(Read(f"/{g}/heights/weight_ph", [(lo, hi)]))
+        extra = ancillary.photon_reads(g, lo, hi, self.fields)
+        data = self._h5.read(reads + extra)
+        out = {}
+        for r in reads:
+            values = data[r.path]
+            if len(values) != b - a:
+                raise ResourceError(self.resource, f"/{g}: segment_ph_cnt counts {p0 + plan.n_photons} photons, "
+                                                   f"{r.path} has fewer ({p0 + a + len(values)} read)")
+            field = r.path.rsplit("/", 1)[1]
+            if field == "signal_conf_ph":
+                values = values.ravel() if parms.srt != -1 else values.reshape(-1, 5)
+            elif field in _PHOTON_DTYPES:
+                values = values.astype(_PHOTON_DTYPES[field], copy=False)
+            out[field] = values
+        check_photons(self.resource, g, out)
+        if self._atl08 is not None:
+            out.update(self._atl08_values(plan, a, b))
+        if self.fields:
+            window = with_photons(beam, out)
+            seg = np.searchsorted(np.cumsum(beam.segment_ph_cnt, dtype=np.int64), np.arange(a, b), side="right")
+            values = ancillary.photon_values(window, {**self._data, **{r.path: data[r.path] for r in extra}},
+                                             self.fields, plan.land, seg)
+            out["extra"] = {"ancillary": values}
+        return out
+
+    def _atl08_values(self, plan: BeamPlan, a: int, b: int) -> dict[str, np.ndarray]:
+        """ATL08 values of photons a..b-1: the join of their whole segments, cut to the window."""
+        counts = plan.segments.segment_ph_cnt
+        ends = np.cumsum(counts, dtype=np.int64)
+        s0 = int(np.searchsorted(ends, a, side="right"))
+        s1 = int(np.searchsorted(ends, b - 1, side="right")) + 1 if b > a else s0
+        first = int(ends[s0 - 1]) if s0 else 0
+        values = self._atl08.values(plan.beam, plan.segments.segment_id[s0:s1], counts[s0:s1], s0)
+        return {k: v[a - first:b - first] for k, v in values.items()}
+
+
+def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
+    """Read the request's beams of one ATL03 granule whole, trimmed to its region (arguments as
+    :class:`GranuleReader`'s; for tests and tools: the engine reads windows).
 
     Returns
     -------
@@ -52,38 +218,13 @@ def read_beams(asset: Asset, resource: str, parms: Parms) -> list[Beam]:
     ResourceError
         Bad name, missing/unreadable granule or ATL08 companion, missing dataset, impossible values.
     """
-    name = parse_atl03_name(resource)
-    with asset.open(resource) as h5:
-        present = h5.groups("/")
-        if present.isdisjoint(BEAMS):  # e.g. a corrupt root group: never an empty result in silence
-            raise ResourceError(resource, f"has no beam group ({', '.join(BEAMS)}): corrupt, or not an ATL03 granule")
-        beams = [b for b in parms.selected_beams if b in present]
-        if not beams:
-            return []
-        sc_orient = _sc_orient(h5, beams[0], "orbit_info" in present)
-        if parms.spots != SPOTS:   # SlideRule's laser spots 1-6, from the orientation (0 in transition)
-            beams = [b for b in beams if spot(sc_orient, b) in parms.spots]
-            if not beams:
-                return []
-        runs = _segment_runs(h5, beams, parms)
-        beams = [b for b in beams if runs[b] is not None]
-        fields = ancillary.requested_fields(parms)  # ancillary fields: read with the rest
-        data = h5.read(_run_reads(beams, runs, parms) + ancillary.atl03_reads(beams, runs, fields))
-    need08 = parms.atl08_class or parms.atl08_fields
-    atl08 = (read_classes(asset, name.atl08, beams, runs, data, resource, phoreal=parms.phoreal is not None)
-             if need08 else {})
-    land = ancillary.read_land_segments(asset, name.atl08, beams, runs, data, fields, resource)
-    out = []
-    for b in beams:
-        (s0, _), (p0, _), counts = runs[b]
-        beam = _assemble(resource, b, name, sc_orient, data, counts, parms, s0, p0)
-        for field, values in atl08.get(b, {}).items():  # atl08_class (+ relief, landcover, snowcover)
-            setattr(beam, field, values)
-        check_values(beam)
-        if fields:
-            beam.extra["ancillary"] = ancillary.photon_values(beam, data, fields, land.get(b))
-        out.append(beam)
-    return out
+    with GranuleReader(asset, resource, parms) as reader:
+        return [with_photons(p.segments, reader.photons(p, 0, p.n_photons)) for p in reader.beams]
+
+
+def with_photons(segments: Beam, photons: dict) -> Beam:
+    """A beam's segment arrays together with a window of its photons (:meth:`GranuleReader.photons`)."""
+    return replace(segments, **photons)
 
 
 def _sc_orient(h5: Granule, beam: str, has_orbit_info: bool) -> int:
@@ -138,27 +279,10 @@ def polygon_run(inside_mask: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
     return s0, s0 + int(ends[0]) if ends.size else len(counts)
 
 
-def _run_reads(beams: Sequence[str], runs: dict, parms: Parms) -> list[Read]:
-    reads = []
-    for b in beams:
-        (s0, s1), (p0, p1), _ = runs[b]
-        reads += [Read(f"/{b}/geolocation/{d}", [(s0, s1)]) for d in _SEGMENT]
-        reads += [Read(f"/{b}/heights/{d}", [(p0, p1)]) for d in _PHOTON]
-        cols = (0, 5) if parms.srt == -1 else (parms.srt, parms.srt + 1)
-        reads.append(Read(f"/{b}/heights/signal_conf_ph", [(p0, p1), cols]))
-        if parms.yapc is not None and parms.yapc.version == 0:
-            reads.append(Read(f"/{b}/heights/weight_ph", [(p0, p1)]))
-        if parms.podppd:   # 0, like none, filters nothing
-            reads.append(Read(f"/{b}/geolocation/podppd_flag", [(s0, s1)]))
-        reads += [Read(f"/{b}/bckgrd_atlas/{d}", max_rows=MAX_TABLE_ROWS) for d in ("delta_time", "bckgrd_rate")]
-    return reads
-
-
-def _assemble(resource: str, b: str, name, sc_orient: int, data: dict, counts: np.ndarray,
-              parms: Parms, s0: int, p0: int) -> Beam:
+def _segment_beam(resource: str, b: str, name, sc_orient: int, data: dict, counts: np.ndarray,
+                  s0: int, p0: int) -> Beam:
     geo = {d: data[f"/{b}/geolocation/{d}"] for d in _SEGMENT}
-    ph = {d: data[f"/{b}/heights/{d}"] for d in _PHOTON}
-    conf = data[f"/{b}/heights/signal_conf_ph"]
+    empty = {f: np.zeros(0, dtype=t) for f, t in _PHOTON_DTYPES.items()}
     return Beam(
         granule=resource, beam=b, rgt=name.rgt, cycle=name.cycle, region=name.region,
         sc_orient=sc_orient,
@@ -168,17 +292,11 @@ def _assemble(resource: str, b: str, name, sc_orient: int, data: dict, counts: n
         segment_delta_time=geo["delta_time"].astype(np.float64, copy=False),
         velocity_sc=geo["velocity_sc"].astype(np.float32, copy=False).reshape(-1, 3),
         solar_elevation=geo["solar_elevation"].astype(np.float32, copy=False),
-        delta_time=ph["delta_time"].astype(np.float64, copy=False),
-        lat_ph=ph["lat_ph"].astype(np.float64, copy=False),
-        lon_ph=ph["lon_ph"].astype(np.float64, copy=False),
-        h_ph=ph["h_ph"].astype(np.float32, copy=False),
-        dist_ph_along=ph["dist_ph_along"].astype(np.float32, copy=False),
-        dist_ph_across=ph["dist_ph_across"].astype(np.float32, copy=False),
-        signal_conf_ph=conf.ravel() if parms.srt != -1 else conf.reshape(-1, 5),
-        quality_ph=ph["quality_ph"].astype(np.int8, copy=False),
+        delta_time=empty["delta_time"], lat_ph=empty["lat_ph"], lon_ph=empty["lon_ph"], h_ph=empty["h_ph"],
+        dist_ph_along=empty["dist_ph_along"], dist_ph_across=empty["dist_ph_across"],
+        signal_conf_ph=np.zeros(0, dtype=np.int8), quality_ph=empty["quality_ph"],
         bckgrd_delta_time=data[f"/{b}/bckgrd_atlas/delta_time"].astype(np.float64, copy=False),
         bckgrd_rate=data[f"/{b}/bckgrd_atlas/bckgrd_rate"].astype(np.float32, copy=False),
-        weight_ph=data.get(f"/{b}/heights/weight_ph"),
         podppd_flag=data.get(f"/{b}/geolocation/podppd_flag"),
         first_segment=s0, first_photon=p0,
     )
@@ -195,16 +313,20 @@ def _check_range(granule: str, path: str, values: np.ndarray, lo: float, hi: flo
                                      f"{lo:g}..{hi:g}); the file is corrupt or mis-decoded")
 
 
-def check_values(beam: Beam) -> None:
-    """Reject a beam whose values cannot be real ICESat-2 data (never fit garbage)."""
+_PHOTON_RANGES = (("lat_ph", -90, 90), ("lon_ph", -180, 180), ("h_ph", -20000, 20000), ("delta_time", 0, 1e10),
+                  ("dist_ph_along", -1e4, 1e4), ("dist_ph_across", -1e5, 1e5))
+
+
+def check_photons(granule: str, beam: str, photons: dict[str, np.ndarray]) -> None:
+    """Reject photons whose values cannot be real ICESat-2 data (never fit garbage)."""
+    for name, lo, hi in _PHOTON_RANGES:
+        _check_range(granule, f"/{beam}/heights/{name}", photons[name], lo, hi)
+
+
+def check_segments(beam: Beam) -> None:
+    """Reject a beam whose segment or background values cannot be real ICESat-2 data."""
     g, b = beam.granule, f"/{beam.beam}"
     checks = (
-        ("heights/lat_ph", beam.lat_ph, -90, 90),
-        ("heights/lon_ph", beam.lon_ph, -180, 180),
-        ("heights/h_ph", beam.h_ph, -20000, 20000),
-        ("heights/delta_time", beam.delta_time, 0, 1e10),
-        ("heights/dist_ph_along", beam.dist_ph_along, -1e4, 1e4),
-        ("heights/dist_ph_across", beam.dist_ph_across, -1e5, 1e5),
         ("geolocation/segment_dist_x", beam.segment_dist_x, 0, 5e7),
         ("geolocation/delta_time", beam.segment_delta_time, 0, 1e10),
         ("geolocation/segment_id", beam.segment_id, 0, 1e8),
@@ -215,11 +337,18 @@ def check_values(beam: Beam) -> None:
         _check_range(g, f"{b}/{path}", values, lo, hi)
     speed = np.sqrt(np.sum(beam.velocity_sc.astype(np.float64) ** 2, axis=1))
     _check_range(g, f"{b}/geolocation/velocity_sc (norm)", speed, 1000, 20000)
-    n_counted = int(beam.segment_ph_cnt.sum())
-    if len(beam.h_ph) != n_counted:
-        raise ResourceError(g, f"{b}: segment_ph_cnt counts {n_counted} photons, read {len(beam.h_ph)}")
     if len(beam.bckgrd_rate) == 0 or len(beam.bckgrd_rate) != len(beam.bckgrd_delta_time):
         raise ResourceError(g, f"{b}/bckgrd_atlas is empty or its datasets differ in length")
 
 
-__all__ = ["BEAMS", "check_values", "polygon_run", "read_beams"]
+def check_values(beam: Beam) -> None:
+    """Reject a whole beam whose values cannot be real ICESat-2 data (never fit garbage)."""
+    check_photons(beam.granule, beam.beam, {n: getattr(beam, n) for n, _, _ in _PHOTON_RANGES})
+    check_segments(beam)
+    n_counted = int(beam.segment_ph_cnt.sum())
+    if len(beam.h_ph) != n_counted:
+        raise ResourceError(beam.granule, f"/{beam.beam}: segment_ph_cnt counts {n_counted} photons, "
+                                          f"read {len(beam.h_ph)}")
+
+
+__all__ = ["BEAMS", "BeamPlan", "GranuleReader", "check_values", "polygon_run", "read_beams", "with_photons"]

@@ -16,6 +16,7 @@ number keeps its unit and dtype across Lambda, S3 and HTTP boundaries.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import msgpack
@@ -241,10 +242,17 @@ def _dtype_from(d: dict) -> np.dtype:
     return np.dtype([(n, np.dtype(d["columns"][n]["dtype"])) for n in names])
 
 
-def pack(result: GranuleResult) -> bytes:
-    """Serialise a result to msgpack (columnar numpy buffers; lossless)."""
+def pack(result: GranuleResult, part: tuple[int, int] | None = None) -> bytes:
+    """Serialise a result to msgpack (columnar numpy buffers; lossless).
+
+    ``part = (beam, seq)`` marks a partial result of a granule (``icesat2sr.engine.iter_granule``):
+    the packed parts of a granule, concatenated and closed by its packed (table-less) result, are
+    what :func:`unpack` merges back into the granule's result.
+    """
     body = {"format": "icesat2sr-result/1", "granule": result.granule, "kind": result.kind,
             "error": list(result.error) if result.error else None, "stats": result.stats}
+    if part is not None:
+        body["part"] = list(part)
     for name in _TABLES:
         value = getattr(result, name)
         if value is not None:
@@ -257,10 +265,21 @@ def pack(result: GranuleResult) -> bytes:
 
 
 def unpack(data: bytes) -> GranuleResult:
-    """Inverse of :func:`pack`."""
-    body = msgpack.unpackb(data, raw=False)
-    if not isinstance(body, dict) or body.get("format") != "icesat2sr-result/1":
+    """Inverse of :func:`pack`; a granule's packed parts and closing result give the whole result."""
+    bodies = list(msgpack.Unpacker(io.BytesIO(data), raw=False, max_buffer_size=len(data) + 1))
+    if not bodies or not all(isinstance(b, dict) and b.get("format") == "icesat2sr-result/1" for b in bodies):
         raise ValueError("not an icesat2sr result")
+    results = [_result(b) for b in bodies]
+    if len(results) == 1:
+        return results[0]
+    last = results[-1]
+    parts = sorted(range(len(bodies) - 1), key=lambda i: tuple(bodies[i].get("part") or (0, 0)))
+    merged = concat([results[i] for i in parts], last.kind, compact=_compact(results))
+    merged.granule, merged.error, merged.stats = last.granule, last.error, last.stats
+    return merged
+
+
+def _result(body: dict) -> GranuleResult:
     tables = {name: _unpack_array(body[name]) for name in _TABLES if name in body}
     error = tuple(body["error"]) if body.get("error") else None
     columns = {name: {key: _unpack_array(v) for key, v in body[name]} if name in body else None
@@ -269,9 +288,31 @@ def unpack(data: bytes) -> GranuleResult:
                          **columns, **tables)
 
 
+def _compact(results: list[GranuleResult]) -> bool:
+    return any(r.elevations is not None and r.elevations.dtype == COMPACT for r in results)
+
+
 def stack(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     """Concatenate row tables keeping the wire layout (plain ``np.concatenate`` drops the padding)."""
     return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype=dtype)
+
+
+def _stack_tables(results: list[GranuleResult], name: str, dtype: np.dtype, consume: bool) -> np.ndarray:
+    """The ``name`` tables of ``results`` stacked (see :func:`concat` for ``consume``)."""
+    tables = [getattr(r, name) for r in results if getattr(r, name) is not None]
+    if not consume or any(t.dtype != dtype for t in tables):
+        return stack(tables, dtype)
+    out = np.zeros(sum(len(t) for t in tables), dtype=dtype)   # zeroed: the padding is written too
+    del tables
+    at = 0
+    for r in results:
+        table = getattr(r, name)
+        if table is not None:
+            out[at:at + len(table)] = table
+            at += len(table)
+            setattr(r, name, None)
+            del table
+    return out
 
 
 def concat_ancillary(parts: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray] | None:
@@ -294,8 +335,13 @@ def concat_frames(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> GranuleResult:
-    """Merge several granules' results (in the given order) into one table set; failed ones skipped."""
+def concat(results: list[GranuleResult], kind: str, compact: bool = False, consume: bool = False) -> GranuleResult:
+    """Merge several granules' results (in the given order) into one table set; failed ones skipped.
+
+    With ``consume`` the row tables (elevations, vegetation, extents, photons) are copied into the
+    merged table one result at a time and taken from ``results`` as they are copied, so merging
+    needs about the output's memory once rather than twice.
+    """
     ok = [r for r in results if r.error is None]
     merged = GranuleResult(",".join(r.granule for r in results), kind)
     if kind == "atl03x":
@@ -303,20 +349,20 @@ def concat(results: list[GranuleResult], kind: str, compact: bool = False) -> Gr
         return merged
     merged.ancillary = concat_ancillary([r.ancillary for r in ok])
     if kind == "atl06":
-        parts = [r.elevations for r in ok if r.elevations is not None]
-        merged.elevations = stack(parts, parts[0].dtype if parts else COMPACT if compact else ELEVATION)
+        first = next((r.elevations for r in ok if r.elevations is not None), None)
+        dtype = first.dtype if first is not None else COMPACT if compact else ELEVATION
+        del first
+        merged.elevations = _stack_tables(ok, "elevations", dtype, consume)
         return merged
     if kind == "atl08":
-        merged.vegetation = stack([r.vegetation for r in ok if r.vegetation is not None], VEGETATION)
+        merged.vegetation = _stack_tables(ok, "vegetation", VEGETATION, consume)
         if any(r.waveforms is not None for r in ok):
             merged.waveforms = stack([r.waveforms for r in ok if r.waveforms is not None], WAVEFORM)
             parts = [r.waveform for r in ok if r.waveform is not None]
             merged.waveform = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         return merged
-    heads = [r.extents for r in ok if r.extents is not None]
-    phs = [r.photons for r in ok if r.photons is not None]
-    merged.extents = stack(heads, EXTENT)
-    merged.photons = stack(phs, PHOTON)
+    merged.extents = _stack_tables(ok, "extents", EXTENT, consume)
+    merged.photons = _stack_tables(ok, "photons", PHOTON, consume)
     counts = merged.extents["count"].astype(np.int64)
     merged.offsets = np.concatenate(([0], np.cumsum(counts)))
     return merged

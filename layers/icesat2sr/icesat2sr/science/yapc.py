@@ -20,6 +20,7 @@ can use. Memory stays below ~400 MB per chunk (typically ~60 MB); a strong beam 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ _CHUNK = 16384             # photons per chunk
 _MAX_DENSE = 1024          # offsets per direction in the dense matrix (<= 128 MiB per chunk)
 _SPARSE_BELOW = 1 / 16     # switch to the per-photon scan below this fraction still scanning
 _MAX_PAIRS = 1 << 22       # pending (row, p) pairs before they are pruned
+SEGMENT = 20.0             # nominal segment length (m)
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,9 @@ def _counts(segment_ph_cnt: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- versions 1 and 2
 def yapc_v2(segment_ph_cnt: np.ndarray, dist_ph_along: np.ndarray, h_ph: np.ndarray, *,
-            knn: int, win_x: float, win_h: float, min_photons: int) -> np.ndarray:
+            knn: int, win_x: float, win_h: float, min_photons: int, first: int = 0,
+            segments: tuple[int, int] | None = None, n_photons: int | None = None,
+            head: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Legacy YAPC versions 1/2 (SPEC §4.4), as SlideRule's ``YapcScore::yapcV2``.
 
     Per segment s with N photons: ``knn`` (or ``max(1, int((sqrt(N) + 0.5) / 2))`` when 0),
@@ -307,32 +311,49 @@ def yapc_v2(segment_ph_cnt: np.ndarray, dist_ph_along: np.ndarray, h_ph: np.ndar
     Parameters
     ----------
     segment_ph_cnt : ndarray of int32, shape (M,)
+        Photons per segment of the whole beam.
     dist_ph_along, h_ph : ndarray of float32, shape (N,)
+        The beam's photons, or a window of them: photons ``first .. first + N - 1``.
     knn : int
         Nearest neighbours (0 = from the segment's photon count).
     win_x, win_h : float
         Full windows (m); ``win_h == 0`` derives the height window from the photons.
     min_photons : int
         The request's ``cnt``: SlideRule skips segments with fewer photons.
+    first : int
+        Index in the beam of the first photon given.
+    segments : (int, int), optional
+        Score only segments ``s0 .. s1 - 1``; the photons given must then cover segments
+        ``s0 - 1 .. s1`` (the neighbour pools). Default: every segment (the whole beam given).
+    n_photons : int, optional
+        Photons in the beam (default ``first + N``).
+    head : (ndarray, ndarray), optional
+        ``dist_ph_along`` and ``h_ph`` of the beam's first ``max(segment_ph_cnt)`` photons (the
+        spread test looks there); default: the photons given (``first`` must be 0).
 
     Returns
     -------
     ndarray of uint8, shape (N,)
+        Scores of the photons given (0 outside the scored segments).
     """
     counts = _counts(segment_ph_cnt)
-    n_ph = len(h_ph)
+    n_ph = first + len(h_ph) if n_photons is None else n_photons
     xs = np.asarray(dist_ph_along, dtype=np.float32)
     hs = np.asarray(h_ph, dtype=np.float32)
-    score = np.zeros(n_ph, dtype=np.uint8)
+    score = np.zeros(len(hs), dtype=np.uint8)
     if n_ph == 0 or len(counts) == 0:
         return score
     ends = np.minimum(np.cumsum(counts), n_ph)
     starts = np.minimum(np.cumsum(counts) - counts, n_ph)
-    h64, x64 = hs.astype(np.float64), xs.astype(np.float64)
+    head_x, head_h = (xs, hs) if head is None else head
+    h64 = np.asarray(head_h, dtype=np.float32).astype(np.float64)
+    x64 = np.asarray(head_x, dtype=np.float32).astype(np.float64)
     spans = (np.minimum.accumulate(h64), np.maximum.accumulate(h64),
              np.minimum.accumulate(x64), np.maximum.accumulate(x64))
     last = len(counts) - 1
-    for s, n in enumerate(counts.tolist()):
+    s0, s1 = segments if segments is not None else (0, len(counts))
+    for s in range(s0, s1):
+        n = int(counts[s])
         k = _v2_knn(knn, n)
         if n <= k or n < min_photons:
             continue
@@ -341,8 +362,8 @@ def yapc_v2(segment_ph_cnt: np.ndarray, dist_ph_along: np.ndarray, h_ph: np.ndar
             continue
         pool_lo = int(starts[max(s - 1, 0)])
         pool_hi = max(int(ends[min(s + 1, last)]) - int(counts[0]), 0)  # SlideRule's off-by-one-segment
-        _v2_score_targets(xs, hs, int(starts[s]), int(ends[s]), pool_lo, min(pool_hi, n_ph),
-                          k, win_x / 2.0, half_win_h, score)
+        _v2_score_targets(xs, hs, int(starts[s]) - first, int(ends[s]) - first, pool_lo - first,
+                          min(pool_hi, n_ph) - first, k, win_x / 2.0, half_win_h, score)
     return score
 
 
@@ -368,7 +389,7 @@ def _v2_half_win_h(h64: np.ndarray, spans: tuple[np.ndarray, ...], n: int, k: in
 def _v2_score_targets(xs: np.ndarray, hs: np.ndarray, c0: int, c1: int, b0: int, b1: int,
                       k: int, half_win_x: float, half_win_h: float, score: np.ndarray) -> None:
     """Scores of photons c0..c1-1 against the pool b0..b1-1 (row blocks bound the memory)."""
-    pool = np.arange(b0, b1)
+    pool = np.arange(b0, max(b0, b1))
     block = max(1, (1 << 22) // max(len(pool), 1))
     for t0 in range(c0, c1, block):
         targets = np.arange(t0, min(t0 + block, c1))
@@ -385,6 +406,93 @@ def _v2_score_targets(xs: np.ndarray, hs: np.ndarray, c0: int, c1: int, b0: int,
         top = -np.sort(-prox, axis=1)
         total = np.where(top > 0.0, top, 0.0).sum(axis=1) / float(k)
         score[targets] = ((total / half_win_h) * 255.0).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------- windows of a beam
+def context_segments(yapc: Yapc, segment_dist_x: np.ndarray, s0: int, s1: int,
+                     widen: int = 1) -> tuple[int, int]:
+    """Segments to read around segments ``s0 .. s1 - 1`` so that their photons' scores are exact.
+
+    Version 3 needs the photons within half a window (plus 1 m) along track on each side (more
+    when photons are far out of order: :func:`yapc_window` says so and ``widen`` doubles the
+    margin); versions 1 and 2 need one segment on each side (the neighbour pools).
+    """
+    m = len(segment_dist_x)
+    if yapc.version in (1, 2):
+        return max(0, s0 - 1), min(m, s1 + 1)
+    margin = widen * (yapc.win_x / 2.0 + 1.0 + 2.0 * SEGMENT) + SEGMENT
+    lo = int(np.searchsorted(segment_dist_x, segment_dist_x[s0] - margin, side="right")) - 1
+    hi = int(np.searchsorted(segment_dist_x, segment_dist_x[s1 - 1] + margin, side="left")) + 1
+    return max(0, min(lo, s0)), min(m, max(hi, s1))
+
+
+def yapc_window(yapc: Yapc, segment_dist_x: np.ndarray, segment_ph_cnt: np.ndarray, first: int,
+                dist_ph_along: np.ndarray, h_ph: np.ndarray, a: int, b: int, *, min_photons: int,
+                head: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> np.ndarray | None:
+    """YAPC scores of photons ``a .. b - 1`` of a beam, from a window of its photons.
+
+    Parameters
+    ----------
+    yapc : Yapc
+        Version 1, 2 or 3.
+    segment_dist_x, segment_ph_cnt : ndarray, shape (M,)
+        The whole beam's segments.
+    first : int
+        Index in the beam of the window's first photon, the first photon of a segment; the window
+        ends at the end of a segment (:func:`context_segments` gives such windows).
+    dist_ph_along, h_ph : ndarray
+        The window's photons.
+    a, b : int
+        The photons (indices in the beam) whose scores are wanted, inside the window.
+    min_photons : int
+        The request's ``cnt`` (versions 1 and 2).
+    head : callable
+        ``head(n)`` gives ``(dist_ph_along, h_ph)`` of the beam's first ``n`` photons (versions 1, 2).
+
+    Returns
+    -------
+    ndarray or None
+        Scores of photons ``a .. b - 1``, exactly those of the whole beam; None when the window
+        is too narrow for that (photons far out of order): widen it and call again.
+    """
+    counts = _counts(segment_ph_cnt)
+    ends = np.cumsum(counts)
+    n = len(h_ph)
+    w0 = int(np.searchsorted(ends, first, side="right"))
+    w1 = int(np.searchsorted(ends, first + n - 1, side="right")) + 1 if n else w0
+    s0 = int(np.searchsorted(ends, a, side="right"))
+    s1 = int(np.searchsorted(ends, b - 1, side="right")) + 1 if b > a else s0
+    if yapc.version == 3:
+        scores = yapc_v3(segment_dist_x[w0:w1], counts[w0:w1], dist_ph_along, h_ph, win_x=yapc.win_x,
+                         win_h=yapc.win_h, min_knn=yapc.min_knn)
+        i0 = (int(ends[s0 - 1]) if s0 else 0) - first
+        i1 = int(ends[s1 - 1]) - first
+        if not _scans_inside(segment_dist_x[w0:w1], counts[w0:w1], dist_ph_along, i0, i1, yapc.win_x / 2.0 + 1.0,
+                             first == 0, first + n >= int(ends[-1])):
+            return None
+    else:
+        n_head = min(int(counts.max()), int(ends[-1]))
+        scores = yapc_v2(counts, dist_ph_along, h_ph, knn=yapc.knn, win_x=yapc.win_x, win_h=yapc.win_h,
+                         min_photons=min_photons, first=first, segments=(s0, s1), n_photons=int(ends[-1]),
+                         head=head(n_head))
+    return scores[a - first:b - first]
+
+
+def _scans_inside(sdx: np.ndarray, counts: np.ndarray, dpa: np.ndarray, i0: int, i1: int, stop: float,
+                  at_start: bool, at_end: bool) -> bool:
+    """Whether every version 3 neighbour scan of photons i0..i1-1 ends inside the window.
+
+    A scan ends after the first photon at least ``stop`` metres away; one such photon before the
+    leftmost photon of i0..i1-1 (and one after the rightmost) stops every scan in time.
+    """
+    seg = np.repeat(np.arange(len(counts)), counts)
+    x = np.asarray(sdx, dtype=np.float64)[seg] + np.asarray(dpa, dtype=np.float32).astype(np.float64)
+    inner = x[i0:i1]
+    if inner.size == 0:
+        return True
+    back = at_start or bool(np.any(inner.min() - x[:i0] >= stop))
+    forward = at_end or bool(np.any(x[i1:] - inner.max() >= stop))
+    return back and forward
 
 
 # ---------------------------------------------------------------------- dispatch

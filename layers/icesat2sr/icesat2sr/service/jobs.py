@@ -35,7 +35,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..request.errors import Icesat2srError, ParameterError, ResourceError
@@ -168,7 +168,8 @@ def client(name: str):
 def job_policy(bucket: str, job: str, partition: str = "aws") -> dict:
     """The session policy of a worker's writes: its own job's prefix, nothing else."""
     return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "ThisJobOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "Sid": "ThisJobOnly", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+                                                         "s3:AbortMultipartUpload"],
         "Resource": f"arn:{partition}:s3:::{bucket}/{job_prefix(job)}*"}]}
 
 
@@ -358,9 +359,9 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     """
     from dataclasses import replace
 
-    from ..engine import process_granule
+    from ..engine import iter_granule
     from ..granules.s3driver import transient_failures
-    from ..science.records import pack
+    from ..science.records import GranuleResult, pack
 
     started = time.perf_counter()
     job, granule = check_job_id(event["job"]), event["granule"]
@@ -369,24 +370,85 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     if credentials:
         asset = replace(asset, credentials=credentials)
     before = transient_failures()
-    result = process_granule(asset, granule, parms, kind)
-    transient = transient_failures() > before
-    result.stats["lambda_s"] = time.perf_counter() - started
-    result.stats["memory_mb"] = float(memory_mb)
+    stats: dict = {}
+    final = GranuleResult(granule, kind, stats=stats)
+
+    def packed() -> Iterator[bytes]:
+        """The granule's parts as they are computed, then its (table-less) result: never held whole."""
+        rows = 0
+        for part in iter_granule(asset, granule, parms, kind, stats=stats):
+            if part.result.error is not None:
+                final.error = part.result.error
+            elif part.result.rows:
+                rows += part.result.rows
+                yield pack(part.result, (part.beam, part.seq))
+        stats["rows"] = float(rows)
+        stats["lambda_s"] = time.perf_counter() - started
+        stats["memory_mb"] = float(memory_mb)
+        yield pack(final)
+
     bucket = ref["bucket"]
-    if transient:
-        reason = result.error[1] if result.error else "S3 reads failed transiently"
+    stored = upload_stream(s3, bucket, granule_key(job, granule), packed(),
+                           keep=lambda: transient_failures() == before)
+    if not stored:
+        reason = final.error[1] if final.error else "S3 reads failed transiently"
         put_json(s3, bucket, failure_key(job, granule), {"granule": granule, "code": -2, "reason": reason,
                                                           "transient": True})
         raise TransientGranuleError(f"{granule}: {reason}")
-    s3.put_object(Bucket=bucket, Key=granule_key(job, granule), Body=pack(result))
-    if result.error:
+    if final.error:
         put_json(s3, bucket, failure_key(job, granule),
-                 {"granule": granule, "code": result.error[0], "reason": result.error[1]})
+                 {"granule": granule, "code": final.error[0], "reason": final.error[1]})
     else:
         _delete_quietly(s3, bucket, failure_key(job, granule))  # a retry that succeeded
-    return {"granule": granule, "rows": result.rows, "error": list(result.error) if result.error else None,
-            "seconds": round(result.stats["lambda_s"], 3)}
+    return {"granule": granule, "rows": 0 if final.error else int(stats["rows"]),
+            "error": list(final.error) if final.error else None, "seconds": round(stats["lambda_s"], 3)}
+
+
+UPLOAD_PART = 8 << 20      # bytes per multipart upload part (S3's minimum is 5 MiB)
+
+
+def upload_stream(s3, bucket: str, key_: str, chunks: Iterable[bytes], keep: Callable[[], bool] = lambda: True,
+                  part_size: int = UPLOAD_PART) -> bool:
+    """Store a stream of bytes as one S3 object, holding at most about ``part_size`` at a time.
+
+    Small objects are one ``put_object``; larger ones a multipart upload. After the last chunk,
+    ``keep()`` decides: False drops the object (the upload is aborted) and returns False.
+    """
+    buffer, upload, parts = bytearray(), None, []
+    try:
+        for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= part_size:
+                if upload is None:
+                    upload = s3.create_multipart_upload(Bucket=bucket, Key=key_)["UploadId"]
+                etag = s3.upload_part(Bucket=bucket, Key=key_, UploadId=upload, PartNumber=len(parts) + 1,
+                                      Body=bytes(buffer))["ETag"]
+                parts.append({"ETag": etag, "PartNumber": len(parts) + 1})
+                buffer = bytearray()
+        if not keep():
+            raise _Dropped
+        if upload is None:
+            s3.put_object(Bucket=bucket, Key=key_, Body=bytes(buffer))
+            return True
+        if buffer:
+            etag = s3.upload_part(Bucket=bucket, Key=key_, UploadId=upload, PartNumber=len(parts) + 1,
+                                  Body=bytes(buffer))["ETag"]
+            parts.append({"ETag": etag, "PartNumber": len(parts) + 1})
+        s3.complete_multipart_upload(Bucket=bucket, Key=key_, UploadId=upload, MultipartUpload={"Parts": parts})
+        return True
+    except BaseException as exc:
+        if upload is not None:
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key_, UploadId=upload)
+            except Exception as abort_exc:  # the bucket's lifecycle rule cleans up what remains
+                log.warning("could not abort the upload of %s: %s", key_, abort_exc)
+        if isinstance(exc, _Dropped):
+            return False
+        raise
+
+
+class _Dropped(Exception):
+    """The stream was complete but is not to be kept."""
 
 
 def _delete_quietly(s3, bucket: str, key_: str) -> None:

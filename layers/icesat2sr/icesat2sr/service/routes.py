@@ -490,12 +490,21 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
         if writer is None:
             return
     done = 0
+    counts: dict[str, tuple[int, int]] = {}   # rows and extents sent in parts, per granule
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
                            heartbeat_s=config.heartbeat_s, timeout=job.timeout, granule_timeout=job.granule_timeout)
     try:
         for item in results:
             if item is None:
                 yield b""
+            elif isinstance(item, Partial):   # a chunk of a granule: passed on as it comes
+                rows, extents = counts.get(item.result.granule, (0, 0))
+                more = wire.table_counts(item.result)
+                counts[item.result.granule] = (rows + more[0], extents + more[1])
+                if writer is not None:
+                    writer.add(item.result)
+                else:
+                    yield from _coalesce(wire.data_records(item.result))
             elif isinstance(item, str):  # the request's deadline passed: the names not done
                 yield wire.exception_record(wire.TIMEOUT, wire.ERROR_LEVEL,
                                             _shorten(f"request timed out after {job.timeout:g} s (rqst_timeout); "
@@ -505,7 +514,11 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 done += 1
                 if item.error:
                     item.error = (item.error[0], public_message(item.error[1], config))
-                if writer is not None:
+                if item.granule in counts:   # its rows came in parts: only its end is left
+                    yield from _coalesce(wire.end_records(item, done, total, rows=writer is None,
+                                                          counted=counts.pop(item.granule)))
+                    continue
+                if writer is not None and item.rows:
                     writer.add(item)
                 yield from _coalesce(wire.result_records(item, done, total, rows=writer is None))
         if writer is not None:
@@ -564,19 +577,43 @@ def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[byt
         yield b"".join(buffer)
 
 
-def _safe(task: tuple) -> GranuleResult:
-    """process_granule, with a bug turned into that granule's error (the others keep going)."""
-    from ..engine import process_granule
+@dataclass
+class Partial:
+    """A chunk of a granule's result, passed on before the granule is done."""
 
+    result: GranuleResult
+
+
+STREAMED_KINDS = ("atl03s",)   # photon subsets stream chunk by chunk; the other kinds' rows come whole
+
+
+def _parts(task: tuple) -> Iterator[Partial | GranuleResult]:
+    """A granule's result; for a streamed kind, its non-empty chunks as they are computed, then its
+    closing result (no rows; its error if it failed). A bug becomes that granule's error (the
+    others keep going)."""
+    from ..engine import iter_granule, process_granule
+
+    asset, name, parms, kind = task
     try:
-        return process_granule(*task)
+        if kind not in STREAMED_KINDS:
+            yield process_granule(asset, name, parms, kind)
+            return
+        for part in iter_granule(asset, name, parms, kind):
+            if part.result.error is not None:
+                yield part.result
+                return
+            if part.result.rows:
+                yield Partial(part.result)
     except Exception as exc:
-        log.exception("processing %s failed", task[1])
-        return GranuleResult(task[1], task[3], error=(ResourceError.ERROR, f"{task[1]}: internal error: {exc!r}"))
+        log.exception("processing %s failed", name)
+        yield GranuleResult(name, kind, error=(ResourceError.ERROR, f"{name}: internal error: {exc!r}"))
+        return
+    yield GranuleResult(name, kind)
 
 
 def _worker(task: tuple, results) -> None:
-    results.put((task[1], _safe(task)))
+    for item in _parts(task):
+        results.put((task[1], item))   # a bounded queue: the worker waits for a slow client
 
 
 _CONTEXT = None
@@ -596,7 +633,7 @@ def _pool_context():
 
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
                  heartbeat_s: float = 0.5, timeout: float | None = None, granule_timeout: float | None = None,
-                 ) -> Iterator[GranuleResult | str | None]:
+                 ) -> Iterator[GranuleResult | Partial | str | None]:
     """Process granules, yielding each result as it completes.
 
     Each granule runs in its own worker process (at most ``workers`` at a time), so a worker
@@ -607,6 +644,8 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
     terminated and reported as that granule's error. Closing the generator terminates the
     running workers at once. ``workers=1`` runs in the calling thread instead (no processes; the
     timeout is then only noticed between granules, and ``granule_timeout`` is not applied).
+    A granule of a streamed kind (:data:`STREAMED_KINDS`) first comes in :class:`Partial` results
+    (photon subsets are never held whole); its final result then has no rows.
     """
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -615,10 +654,10 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
             if deadline is not None and time.monotonic() > deadline:
                 yield ", ".join(names[i:])
                 return
-            yield _safe((asset, name, parms, kind))
+            yield from _parts((asset, name, parms, kind))
         return
     ctx = _pool_context()
-    results = ctx.Queue()
+    results = ctx.Queue(maxsize=2 * workers)
     todo, running, started, exited = list(reversed(names)), {}, {}, {}
     try:
         while todo or running:
@@ -653,10 +692,12 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
                     return
                 yield None
                 continue
-            proc = running.pop(name, None)
-            if proc is None:   # already reported as lost
+            if name not in running:   # already reported as lost
                 continue
-            proc.join()
+            if isinstance(result, Partial):
+                yield result
+                continue
+            running.pop(name).join()
             yield result
     finally:
         for proc in running.values():
