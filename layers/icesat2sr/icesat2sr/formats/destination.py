@@ -119,7 +119,7 @@ def write_result(gdf, output: str | os.PathLike, parms: dict | None = None) -> P
     try:
         return write(gdf, output, parms)
     except OSError as exc:
-        raise _write_error(output, exc) from None
+        raise write_error(output, exc) from None
 
 
 def write_results(results: list, kind: str, output: str | os.PathLike, fmt: str, parms: dict | None,
@@ -131,11 +131,12 @@ def write_results(results: list, kind: str, output: str | os.PathLike, fmt: str,
         with OutputWriter(output, fmt, kind=kind, parms=parms, granules=granules) as writer:
             writer.extend(sorted(results, key=lambda r: order.get(r.granule, len(order))))
     except OSError as exc:
-        raise _write_error(output, exc) from None
+        raise write_error(output, exc) from None
     return writer.path
 
 
-def _write_error(output: str | os.PathLike, exc: OSError) -> WriteError:
+def write_error(output: str | os.PathLike, exc: OSError) -> WriteError:
+    """An OS failure while writing ``output`` as a :class:`WriteError` that says why in words."""
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
     hint = {errno.EFBIG: " (the file size limit)", errno.ENOSPC: " (disk full)",
             errno.EDQUOT: " (disk quota)"}.get(exc.errno, "")

@@ -155,6 +155,32 @@ def result_frame(result: GranuleResult, keep_id: bool = False):
     return gdf[list(columns)]
 
 
+def frame_rows(gdf) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+    """A frame of :func:`result_frame` back as :func:`frame_columns` gives it (for the file writers).
+
+    Array columns held as objects come back 2-D when the record declares them fixed-length
+    (PhoREAL's ``canopy_h_metrics``), so a file holds them as it holds a result's.
+    """
+    import pandas as pd
+
+    from ..science.records import VEGETATION
+
+    fixed = {name for name in VEGETATION.names if VEGETATION[name].shape}
+    columns: dict = {}
+    for name in gdf.columns:
+        if name == gdf.geometry.name:
+            columns["geometry"] = None
+            continue
+        values = gdf[name].to_numpy()
+        if name in fixed and values.dtype == object:
+            values = np.stack([np.asarray(v) for v in values]) if len(values) else \
+                np.zeros((0, *VEGETATION[name].shape), dtype=VEGETATION[name].base)
+        columns[name] = values
+    time_ns = pd.DatetimeIndex(gdf.index).as_unit("ns").asi8   # UTC ns, naive or not
+    points = gdf.geometry
+    return time_ns, columns, points.x.to_numpy(), points.y.to_numpy()
+
+
 # ---------------------------------------------------------------------- files
 def write(gdf, path: str | os.PathLike, parms: dict | None = None) -> Path:
     """Write a frame to ``.parquet`` (GeoParquet), ``.csv`` or ``.h5``, atomically.

@@ -27,6 +27,8 @@ renamed by :meth:`OutputWriter.finish`: an interrupted write leaves the target a
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import uuid
@@ -316,25 +318,21 @@ class OutputWriter:
 class _Hdf5Columns:
     """One resizable HDF5 dataset per column, appended table by table.
 
-    Built in memory and written with one plain file write at ``close``: a failing disk is then an
-    ordinary OSError, never the HDF5 library failing in mid-file (whose h5py objects crash the
-    interpreter when freed; see formats/destination.py).
+    The HDF5 library writes through a :class:`GuardedFile`, so a failing disk (full, file size
+    limit) never fails inside the library (whose h5py objects then crash the interpreter when
+    freed): the first failure is kept and raised between tables and at ``close``.
     """
 
     def __init__(self, path: Path, schema, parms: Mapping | None):
-        import io
-
         import h5py
 
         from .frames import CRS
 
-        self.path = path
-        self.buffer = io.BytesIO()
-        self.h5 = h5py.File(self.buffer, "w")
+        self.file = GuardedFile(path)
+        self.h5 = h5py.File(self.file, "w")
         self.h5.attrs["crs"] = CRS
         if parms is not None:
             self.h5.attrs["parms"] = json.dumps(dict(parms))
-
         self.schema = schema
 
     def _create(self, table) -> None:
@@ -365,6 +363,7 @@ class _Hdf5Columns:
     def write_table(self, table) -> None:
         import pyarrow as pa
 
+        self.file.check()
         if not len(self.h5):
             self._create(table)
         for name in table.column_names:
@@ -382,14 +381,94 @@ class _Hdf5Columns:
             dataset.resize((n + len(values), *dataset.shape[1:]))
             if len(values):
                 dataset[n:] = values
+            self.file.check()   # stop feeding the library once the disk has failed
 
     def close(self) -> None:
         self.h5.close()
-        with open(self.path, "wb") as out:
-            out.write(self.buffer.getbuffer())
+        self.file.close()
 
     def discard(self) -> None:
         self.h5.close()
+        self.file.close(quiet=True)
+
+
+class GuardedFile(io.RawIOBase):
+    """A file for h5py (its ``fileobj`` driver) that never fails inside the HDF5 library.
+
+    The first write error (disk full, file size limit) is kept, later writes are dropped, and
+    reads past what is on disk come back as zeros (as HDF5's own POSIX driver gives them);
+    :meth:`check` and :meth:`close` raise the kept error. Nothing is buffered in memory.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self._f = open(path, "w+b", buffering=0)
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self._f.readinto(view) or 0
+        view[n:] = bytes(len(view) - n)
+        return len(view)
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):   # a raw write may be short: finish it or fail
+            try:
+                n = self._f.write(view[done:])
+            except OSError as exc:
+                self.error = exc
+                break
+            if not n:
+                self.error = OSError(errno.EIO, "short write")
+                break
+            done += n
+        if self.error is not None:
+            self._f.seek(len(view) - done, os.SEEK_CUR)
+        return len(view)
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self._f.truncate(size)
+            except OSError as exc:
+                self.error = exc
+        return self.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass   # unbuffered
+
+    def check(self) -> None:
+        """Raise the first write error, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self, quiet: bool = False) -> None:
+        """Close the file; raise the first write error unless ``quiet``."""
+        if not self.closed:
+            self._f.close()
+            super().close()
+        if not quiet:
+            self.check()
+
+    def __del__(self) -> None:
+        self.close(quiet=True)
 
 
 __all__ = ["FORMATS", "OutputWriter", "file_metadata", "format_of", "result_table"]

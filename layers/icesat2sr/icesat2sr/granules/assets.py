@@ -15,10 +15,11 @@ environment (the default boto3 chain, e.g. Earthdata's temporary keys exported a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..request.errors import ParameterError, ResourceError
 from ..request.names import parse_name
+from ..request.params import Parms
 from .h5read import Granule
 
 NSIDC_BUCKET = "nsidc-cumulus-prod-protected"
@@ -42,6 +43,8 @@ class Asset:
         ``flat`` = ``root/<name>``; ``nsidc`` = NSIDC Cumulus dated keys.
     credentials : dict
         h5coro S3 credentials (empty = default boto3 chain).
+    read_timeout : float, optional
+        SlideRule's ``read_timeout`` for the granules opened (see :class:`Granule`).
     """
 
     name: str
@@ -49,6 +52,12 @@ class Asset:
     root: str
     layout: str = "flat"
     credentials: dict = field(default_factory=dict)
+    read_timeout: float | None = None
+
+    def for_request(self, parms: Parms) -> Asset:
+        """This asset with the request's ``read_timeout`` (else ``timeout``) applied to its reads."""
+        seconds = parms.deadlines[2]
+        return self if seconds == self.read_timeout else replace(self, read_timeout=seconds)
 
     def locate(self, resource: str) -> str:
         """Path or ``bucket/key`` of a granule; rejects names that are not plain granule names."""
@@ -69,7 +78,8 @@ class Asset:
         """Open a granule for reading (a context manager)."""
         if self.driver == "s3":  # h5coro's S3 driver takes the region from the environment only
             os.environ.setdefault("AWS_DEFAULT_REGION", DATA_REGION)
-        return Granule(self.locate(resource), self.driver, self.credentials, name=resource)
+        return Granule(self.locate(resource), self.driver, self.credentials, name=resource,
+                       read_timeout=self.read_timeout)
 
 
 def check_resource_name(resource: object) -> str:

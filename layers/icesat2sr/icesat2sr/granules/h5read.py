@@ -15,13 +15,17 @@ names with one bounded read; a corrupt granule fails with :class:`ReadOutsideFil
 
 from __future__ import annotations
 
+import functools
 import os
+import queue
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from h5coro import h5coro as _h5coro
@@ -36,6 +40,7 @@ Hyperslice = Sequence[tuple[int, int]]
 MAX_THREADS = 32
 MAX_LINK_NAME = 4096  # bytes; HDF5 sets no limit, ICESat-2's longest names are under 40
 MAX_COLUMNS = 64      # ICESat-2 datasets are tables: signal_conf_ph has 5 columns, velocity_sc 3
+T = TypeVar("T")
 
 
 class ReadOutsideFile(RuntimeError):
@@ -216,6 +221,61 @@ class _FastDataset(H5Dataset):
         return raw[:end].decode("utf-8")
 
 
+class ReadTimeout(Exception):
+    """The result of ``items[index]`` did not come within the time allowed."""
+
+    def __init__(self, index: int):
+        super().__init__(index)
+        self.index = index
+
+
+def daemon_map(fn: Callable[[object], T], items: Sequence, threads: int, timeout: float | None = None) -> list[T]:
+    """``[fn(item) for item in items]`` in up to ``threads`` daemon threads.
+
+    Each result is awaited in turn, at most ``timeout`` seconds (None: no limit), as SlideRule
+    joins its dataset reads with ``read_timeout``. A call that never returns (a stuck read) is
+    abandoned: its thread is a daemon, so it never holds the process at exit (a thread pool's
+    would). Calls not started when one fails or times out are dropped.
+
+    Raises
+    ------
+    ReadTimeout
+        A result did not come in time (``.index`` says which).
+    Exception
+        The first failing call's exception, in item order.
+    """
+    futures = [Future() for _ in items]
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for pair in zip(items, futures, strict=True):
+        todo.put(pair)
+
+    def work() -> None:
+        while True:
+            try:
+                item, future = todo.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(item))
+                except BaseException as exc:  # handed to the caller
+                    future.set_exception(exc)
+
+    for _ in range(max(1, min(threads, len(items)))):
+        threading.Thread(target=work, name="icesat2sr-read", daemon=True).start()
+    try:
+        out = []
+        for index, future in enumerate(futures):
+            try:
+                out.append(future.result(timeout=timeout))
+            except FutureTimeout:
+                raise ReadTimeout(index) from None
+        return out
+    finally:
+        for future in futures:
+            future.cancel()
+
+
 @dataclass(frozen=True)
 class Read:
     """One dataset to read: HDF5 path and optional hyperslice (one [start, stop) per dimension).
@@ -242,25 +302,44 @@ class Granule:
         h5coro S3 credentials (``{"role": True}`` = default boto3 chain).
     name : str, optional
         Name used in error messages (defaults to the resource).
+    read_timeout : float, optional
+        SlideRule's ``read_timeout``: seconds to wait for the file to open, for a listing, and for
+        each dataset of :meth:`read` (in turn, as SlideRule joins its reads); then a
+        :class:`ResourceError` with code -2 (TIMEOUT). The read that did not return is abandoned
+        in its daemon thread. On S3 it also shortens the socket timeouts of each ranged GET.
     """
 
     def __init__(self, resource: str, driver: str = "file", credentials: dict | None = None,
-                 name: str | None = None):
+                 name: str | None = None, read_timeout: float | None = None):
         self.name = name or os.path.basename(resource)
+        self.read_timeout = read_timeout
         if driver == "file":
             driver_class = _SizedFileDriver
             if not os.path.isfile(resource):
                 raise ResourceError(self.name, "granule not found", ResourceError.RESOURCE_DOES_NOT_EXIST)
         else:
-            from .s3driver import RetryingS3Driver as driver_class  # survives S3 throttling
+            from .s3driver import RetryingS3Driver  # survives S3 throttling
+
+            driver_class = functools.partial(RetryingS3Driver, read_timeout=read_timeout)
         try:
-            self._h5 = _BoundedH5Coro(resource, driver_class, credentials=credentials or {},
-                                      errorChecking=True, verbose=False)
+            self._h5 = self._within("open the file", lambda: _BoundedH5Coro(
+                resource, driver_class, credentials=credentials or {}, errorChecking=True, verbose=False))
         except ResourceError:
             raise
         except Exception as exc:  # h5coro raises bare errors on non-HDF5 or truncated files
             raise _unreadable(self.name, resource, driver, exc) from None
         self._lock = threading.Lock()
+
+    def _within(self, what: str, action: Callable[[], T]) -> T:
+        """``action()``, given at most ``read_timeout`` seconds."""
+        return self._map(lambda _: action(), [what], 1, describe=lambda _: what)[0]
+
+    def _map(self, fn: Callable, items: list, threads: int, describe: Callable[[object], str]) -> list:
+        try:
+            return daemon_map(fn, items, threads, self.read_timeout)
+        except ReadTimeout as exc:
+            raise ResourceError(self.name, f"cannot {describe(items[exc.index])}: no answer within "
+                                           f"{self.read_timeout:g} s (read_timeout)", ResourceError.TIMEOUT) from None
 
     def __enter__(self) -> Granule:
         return self
@@ -290,8 +369,7 @@ class Granule:
         if not reads:
             return {}
         workers = max(1, min(threads or MAX_THREADS, len(reads)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            values = list(pool.map(self._read_one, reads))
+        values = self._map(self._read_one, reads, workers, describe=lambda r: f"read {r.path}")
         return {r.path: v for r, v in zip(reads, values, strict=True)}
 
     def _empty(self, path: str, max_rows: int | None = None) -> np.ndarray | None:
@@ -325,7 +403,10 @@ class Granule:
         """Names of the links (groups and datasets) directly under ``path``."""
         path = massagePath(path)
         try:  # h5coro's inspectPath, through _FastDataset's bounded symbol-table walk
-            _FastDataset(self._h5, path, None, earlyExit=False, metaOnly=True, enableAttributes=False)
+            self._within(f"list {path or '/'}", lambda: _FastDataset(self._h5, path, None, earlyExit=False,
+                                                                     metaOnly=True, enableAttributes=False))
+        except ResourceError:
+            raise
         except Exception as exc:
             raise ResourceError(self.name, f"cannot list {path or '/'}: {_describe(exc)}") from None
         prefix = f"{path}/" if path else ""

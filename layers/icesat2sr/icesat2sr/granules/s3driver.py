@@ -25,7 +25,6 @@ from h5coro.s3driver import S3Driver
 
 from ..request.errors import ResourceError
 
-TIMEOUT_CODE = -2  # SlideRule's TIMEOUT exception code: "try again", as opposed to -1/-3
 MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 THROTTLING = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
                         "TooManyRequestsException", "RequestThrottled", "ServiceUnavailable",
@@ -44,37 +43,42 @@ class TransientReadError(ResourceError):
     """A ranged GET kept failing with throttling, 5xx or connection errors: try again later."""
 
     def __init__(self, resource: str, message: str):
-        super().__init__(resource, message, TIMEOUT_CODE)
+        super().__init__(resource, message, ResourceError.TIMEOUT)
 
 
 class RetryingS3Driver(S3Driver):
     """``h5coro.s3driver.S3Driver`` whose reads retry transient errors (see the module docstring).
 
     Class attributes (tests shorten them): ``attempts`` per read, backoff ``base_s`` doubling up to
-    ``max_s`` with full jitter, and the client's ``read_timeout_s``.
+    ``max_s`` with full jitter, and the client's socket timeouts ``read_timeout_s`` and
+    ``connect_timeout_s``. A request's ``read_timeout`` (seconds) shortens both: a ranged GET that
+    stalls longer is abandoned and retried (the wait for a whole dataset is bounded by
+    :class:`~icesat2sr.granules.h5read.Granule`).
     """
 
     attempts = 8
     base_s = 0.1
     max_s = 4.0
-    read_timeout_s = 20
+    read_timeout_s = 20.0
+    connect_timeout_s = 5.0
 
-    def __init__(self, resource, credentials, session=None, max_connections=None):
+    def __init__(self, resource, credentials, session=None, max_connections=None, read_timeout: float | None = None):
         super().__init__(resource, credentials, session, max_connections)
         self.size: int | None = None  # the object's size, from the first response's Content-Range
         self.client.close()
+        socket_s = self.read_timeout_s if read_timeout is None else min(self.read_timeout_s, read_timeout)
         # one attempt per call: the retry policy is ours (botocore's would sleep up to 20 s itself)
         self.client = self.session.client("s3", config=Config(
             max_pool_connections=self.max_connections, retries={"max_attempts": 1, "mode": "standard"},
-            read_timeout=self.read_timeout_s, connect_timeout=5, tcp_keepalive=True))
+            read_timeout=socket_s, connect_timeout=min(self.connect_timeout_s, socket_s), tcp_keepalive=True))
 
     def read(self, offset: int, size: int) -> bytes | None:
         """Bytes ``[offset, offset + size)`` of the object; None when it does not exist."""
         global _failures
-        if self._closed:
-            raise RuntimeError("S3Driver has been closed and cannot be used.")
         last: Exception | None = None
         for attempt in range(self.attempts):
+            if self._closed:   # the granule was given up (e.g. its read_timeout passed): stop retrying
+                raise RuntimeError("S3Driver has been closed and cannot be used.")
             try:
                 response = self.client.get_object(Bucket=self.bucket_name, Key=self.key,
                                                   Range=f"bytes={offset}-{offset + size - 1}")

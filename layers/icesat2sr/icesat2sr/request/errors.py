@@ -26,10 +26,12 @@ class ParameterError(Icesat2srError, ValueError):
 class ResourceError(Icesat2srError):
     """A granule cannot be used: bad name, missing, unreadable, truncated or impossible values.
 
-    ``code`` follows SlideRule's exception codes (-3 resource does not exist, -1 error).
+    ``code`` follows SlideRule's exception codes (-3 resource does not exist, -2 timeout: try
+    again, -1 error).
     """
 
     RESOURCE_DOES_NOT_EXIST = -3
+    TIMEOUT = -2
     ERROR = -1
 
     def __init__(self, resource: str, message: str, code: int = ERROR):

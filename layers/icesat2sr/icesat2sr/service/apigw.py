@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
+from .. import pool
 from ..formats import wire
 from . import routes
 from .routes import JSON, OCTET, Response
@@ -67,36 +67,25 @@ def answer(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     if route not in routes.PROCESSING:
         return collect(routes.handle(method, path, headers, body, config), path, max_bytes)
     requested = _requested_deadline(body)
-    started = time.monotonic()
-    ctx = multiprocessing.get_context("fork")   # a Lambda has no /dev/shm: a Pipe, no Queue
-    reader, writer = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_answer_in_child, args=(writer, method, path, headers, body, config, max_bytes),
-                        name="icesat2sr-sync", daemon=True)
-    child.start()
-    writer.close()
-    try:
-        if not reader.poll(max(0.0, min(deadline_s, requested) - (time.monotonic() - started))):
+    task = (method, path, headers, body, config, max_bytes)
+    # forked: a Lambda has no /dev/shm (pipes only) and no fork server
+    for event in pool.run(_answer_in_child, [(route, task)], deadline=min(deadline_s, requested),
+                          context=multiprocessing.get_context("fork")):
+        if isinstance(event, pool.Item):
+            return event.value
+        if isinstance(event, pool.Expired):
             # the client's own rqst_timeout: the stream ends with a TIMEOUT record, as on the local server
             return timed_out(requested) if requested < deadline_s else too_big(path, "time")
-        try:
-            return reader.recv()
-        except (EOFError, OSError):   # the child died (out of memory?) before answering
-            child.join(1)
-            log.error("%s: request process exited with code %s", path, child.exitcode)
-            return Response(500, JSON, json.dumps({"error": "request processing failed (out of memory?); "
-                                                   f"try {ASYNC_ROUTE.get(route, 'a smaller request')}"}).encode())
-    finally:
-        if child.is_alive():
-            child.kill()
-        child.join(5)
-        reader.close()
+        if isinstance(event, pool.End):   # the child died (out of memory?) before answering
+            log.error("%s: request process failed: %s", path, event.error)
+            break
+    return Response(500, JSON, json.dumps({"error": "request processing failed (out of memory?); "
+                                           f"try {ASYNC_ROUTE.get(route, 'a smaller request')}"}).encode())
 
 
-def _answer_in_child(writer, method: str, path: str, headers: Mapping[str, str], body: bytes,
-                     config: routes.Config, max_bytes: int | None) -> None:
-    response = routes.handle(method, path, headers, body, config)
-    writer.send(collect(response, path, max_bytes))
-    writer.close()
+def _answer_in_child(method: str, path: str, headers: Mapping[str, str], body: bytes, config: routes.Config,
+                     max_bytes: int | None) -> Iterator[Response]:
+    yield collect(routes.handle(method, path, headers, body, config), path, max_bytes)
 
 
 def collect(response: Response, path: str, max_bytes: int | None = None) -> Response:
