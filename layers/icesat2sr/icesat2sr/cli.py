@@ -441,7 +441,7 @@ def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet
     first failure stops everything and nothing is written. Returns the failed granules' results.
     """
     from .engine import iter_granule
-    from .formats.destination import _write_error
+    from .formats.destination import write_error
     from .formats.output import OutputWriter
     from .formats.stream import Spill, TimeOrder
 
@@ -474,7 +474,7 @@ def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet
                     for table in spill.tables():
                         writer.add_table(table)
     except OSError as exc:
-        raise _write_error(output, exc) from None
+        raise write_error(output, exc) from None
     finally:
         if bar is not None:
             bar.close()
