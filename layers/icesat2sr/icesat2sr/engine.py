@@ -200,13 +200,27 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         failed.stats = stats
         return failed
     parts.sort(key=lambda part: (part.beam, part.seq))
-    result = concat([p.result for p in parts], kind, compact=parms.compact, consume=True)
+    result = _with_columns(concat([p.result for p in parts], kind, compact=parms.compact, consume=True), parms, kind)
     result.granule = resource
+    result.stats = stats
+    return result
+
+
+def empty_result(resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
+    """The result of a granule that gave no row: its tables empty, with every column a result of
+    the request has (what a results file holds when no granule gives a row)."""
+    parms = parms.for_kind(kind)
+    result = _with_columns(concat([], kind, compact=parms.compact), parms, kind)
+    result.granule = resource
+    return result
+
+
+def _with_columns(result: GranuleResult, parms: Parms, kind: str) -> GranuleResult:
+    """Empty tables where no part gave any (the x-series frame, the requested ancillary fields)."""
     if kind == "atl03x" and not result.frame:
         result.frame = xseries.empty_frame(parms)
     if kind != "atl03x" and result.ancillary is None and parms.ancillary:
         result.ancillary = ancillary.empty_columns(parms)
-    result.stats = stats
     return result
 
 
