@@ -4,19 +4,18 @@
 granule's whole result (in its worker and again while writing), so its peak grew with the
 granule. Two granules four times apart in length are processed by the CLI in a subprocess; the
 peak RSS of its whole process tree (the CLI and its worker processes, sampled from /proc) must
-stay within a margin far below the growth that holding the rows would cost.
+stay within a margin far below the growth that holding the rows would cost (before: +86 MB).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
+from icesat2sr.bench import process_tree
 from icesat2sr.synth import GranuleSpec, granule_name, write_granule
 
 SMALL, LARGE = 400, 1600           # segments: ~80,000 and ~320,000 elevations on one beam
@@ -39,43 +38,14 @@ def granules(tmp_path_factory) -> dict[int, Path]:
     return out
 
 
-def _tree_peak_mb(argv: list[str]) -> tuple[float, str]:
-    """Run a command; the largest peak RSS (VmHWM) of it and of every process below it, in MB."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak: dict[int, int] = {}
-    while proc.poll() is None:
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        parent = int(f.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError, IndexError):
-                    continue
-                children.setdefault(parent, []).append(int(entry))
-        todo = [proc.pid]
-        while todo:
-            pid = todo.pop()
-            todo += children.get(pid, [])
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-            except (OSError, StopIteration):
-                continue
-            peak[pid] = max(peak.get(pid, 0), hwm)
-        time.sleep(0.02)
-    _, err = proc.communicate()
-    assert proc.returncode == 0, err.decode()[-2000:]
-    return max(peak.values()) / 1024, err.decode()
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_peak_memory_of_a_hostile_request_does_not_grow_with_the_granule(granules, tmp_path):
     peaks = {}
     for segments, path in granules.items():
         out = tmp_path / f"out{segments}.parquet"
-        peaks[segments], _ = _tree_peak_mb([sys.executable, "-m", "icesat2sr.cli", "atl06", path.name,
-                                            "--path", str(path.parent), "--parms", HOSTILE, "-o", str(out), "-q"])
-        import pyarrow.parquet as pq
+        run = process_tree([sys.executable, "-m", "icesat2sr.cli", "atl06", path.name, "--path", str(path.parent),
+                            "--parms", HOSTILE, "-o", str(out), "-q"])
+        assert run["returncode"] == 0, run["stderr"]
         assert pq.ParquetFile(out).metadata.num_rows > 150 * segments   # the rows are all there
+        peaks[segments] = run["peak_rss_mb"]
     assert peaks[LARGE] - peaks[SMALL] < MARGIN_MB, peaks

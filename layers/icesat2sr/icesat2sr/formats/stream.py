@@ -12,6 +12,7 @@ order, exactly as a file written from whole results (any kind but the x-series).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -140,11 +141,14 @@ class Spill:
             self.path.unlink(missing_ok=True)
 
     def drop(self) -> None:
-        """Forget the held tables."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self.path.unlink(missing_ok=True)
+        """Forget the held tables (quietly: a disk that failed the spill may fail its close too)."""
+        try:
+            if self._writer is not None:
+                with contextlib.suppress(OSError):
+                    self._writer.close()
+                self._writer = None
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 BATCH_ROWS = 1 << 16   # rows gathered before a write (Parquet row groups of a useful size, ~15 MB)
@@ -218,17 +222,23 @@ class OrderedOutput:
         return 0 if failed else state.rows
 
     def close(self) -> None:
-        """Write what is gathered (call once every granule has ended)."""
+        """Write what is gathered; a granule that has not ended is left out (as a failed one)."""
+        for name in self.granules[self._next:]:
+            state = self._state.setdefault(name, _Granule())
+            if not state.ended:
+                self.end(name, failed=True)
         self._advance()
+        self.discard(batch=False)   # parts of granules the file does not list
         self._write_batch()
 
-    def discard(self) -> None:
-        """Drop every held row (the file is being abandoned)."""
+    def discard(self, batch: bool = True) -> None:
+        """Drop every held row (the file is being abandoned); ``batch=False`` keeps the gathered rows."""
         for state in self._state.values():
             if state.spill is not None:
                 state.spill.drop()
                 state.spill = None
-        self._batch, self._batched = [], 0
+        if batch:
+            self._batch, self._batched = [], 0
 
     # ------------------------------------------------------------------ internals
     def _emit(self, granule: str, state: _Granule, rows: Rows | None) -> None:
