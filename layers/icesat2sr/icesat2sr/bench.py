@@ -162,7 +162,7 @@ def _stage_cli(path: Path, parms: dict) -> dict:
     return {"rows": rows, "tree_peak_rss_mb": run["peak_rss_mb"], "tree_cpu_s": run["cpu_s"]}
 
 
-def process_tree(argv: list[str], every_s: float = 0.02) -> dict:
+def process_tree(argv: list[str], every_s: float = 0.1) -> dict:
     """Run a command to its end, sampling its processes and all below them (worker processes, a
     fork server's children) from ``/proc``.
 
@@ -170,7 +170,9 @@ def process_tree(argv: list[str], every_s: float = 0.02) -> dict:
     -------
     dict
         ``returncode``, ``stderr``, ``wall_s``; ``peak_rss_mb``: the largest peak RSS (VmHWM) of any
-        one process of the tree; ``cpu_s``: their CPU seconds as last sampled.
+        one process of the tree (a high-water mark: a process seen once is measured whole);
+        ``cpu_s``: their CPU seconds as last sampled (up to ``every_s`` of each process's last
+        moments are missed).
     """
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -454,7 +454,8 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
                         bar.update(1)
                     if failed and not atomic:
                         break
-                if failed and (not atomic or len(failed) == len(names)):
+                written = not failed or (atomic and len(failed) < len(names))
+                if not written:
                     out.discard()
                     writer.abort()
                 else:
@@ -468,7 +469,7 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
         runs.close()
         if bar is not None:
             bar.close()
-    if not quiet and not (failed and (not atomic or len(failed) == len(names))):
+    if not quiet and written:
         summary.print(output, time.perf_counter() - started)
     return [failed[name] for name in names if name in failed]
 
