@@ -25,6 +25,7 @@ from ..science.records import GranuleResult
 from .frames import frame_columns
 
 _NEVER = np.iinfo(np.int64).max
+BATCH_ROWS = 1 << 16   # rows released and gathered per write (Parquet row groups of a useful size, ~15 MB)
 
 
 @dataclass
@@ -45,12 +46,20 @@ class Rows:
                     self.lon[index], self.lat[index])
 
     @classmethod
-    def concat(cls, parts: list[Rows]) -> Rows:
-        """Rows of several parts, one after the other."""
-        columns = {k: (None if v is None else np.concatenate([p.columns[k] for p in parts]))
+    def gather(cls, parts: list[Rows], part: np.ndarray, index: np.ndarray) -> Rows:
+        """Row ``index[i]`` of ``parts[part[i]]``, for every ``i``."""
+        which = [(p, part == p) for p in np.unique(part)]
+
+        def column(values: list[np.ndarray]) -> np.ndarray:
+            out = np.empty((len(index), *values[0].shape[1:]), dtype=values[0].dtype)
+            for p, mask in which:
+                out[mask] = values[p][index[mask]]
+            return out
+
+        columns = {k: (None if v is None else column([q.columns[k] for q in parts]))
                    for k, v in parts[0].columns.items()}
-        return cls(np.concatenate([p.time_ns for p in parts]), columns, np.concatenate([p.lon for p in parts]),
-                   np.concatenate([p.lat for p in parts]))
+        return cls(column([q.time_ns for q in parts]), columns, column([q.lon for q in parts]),
+                   column([q.lat for q in parts]))
 
 
 def result_rows(result: GranuleResult) -> Rows:
@@ -68,26 +77,29 @@ class TimeOrder:
         beam has a row earlier than it. Rows earlier than every beam's horizon are released,
         sorted by time, ties in beam order then arrival order: exactly the whole granule's rows,
         concatenated beam after beam, stably sorted by time.
+    block : int
+        Rows per released block.
     """
 
-    def __init__(self, beams: int):
+    def __init__(self, beams: int, block: int = BATCH_ROWS):
+        self.block = block
         self.horizon = np.full(max(beams, 1), np.iinfo(np.int64).min, dtype=np.int64)
         self.pending: list[tuple[int, int, Rows]] = []
         self.count = 0
 
-    def push(self, result: GranuleResult, beam: int, horizon_ns: int) -> Rows | None:
-        """Add a part of beam ``beam``; returns the rows that can now be written (or None)."""
+    def push(self, result: GranuleResult, beam: int, horizon_ns: int) -> Iterator[Rows]:
+        """Add a part of beam ``beam``; returns the rows that can now be written, in blocks."""
         if result.rows:
             self.pending.append((beam, self.count, result_rows(result)))
             self.count += 1
         self.horizon[beam] = horizon_ns
         return self._release(int(self.horizon.min()))
 
-    def flush(self) -> Rows | None:
-        """The rows still held (call once every part has been pushed)."""
+    def flush(self) -> Iterator[Rows]:
+        """The rows still held, in blocks (call once every part has been pushed)."""
         return self._release(_NEVER)
 
-    def _release(self, watermark: int) -> Rows | None:
+    def _release(self, watermark: int) -> Iterator[Rows]:
         taken, kept = [], []
         for beam, seq, rows in self.pending:
             cut = int(np.searchsorted(rows.time_ns, watermark, side="left")) if watermark < _NEVER else len(rows)
@@ -96,13 +108,25 @@ class TimeOrder:
             if cut < len(rows):
                 kept.append((beam, seq, rows.take(slice(cut, None))))
         self.pending = kept
-        if not taken:
-            return None
         taken.sort(key=lambda item: item[:2])
-        rows = Rows.concat([t[2] for t in taken])
-        return rows.take(np.argsort(rows.time_ns, kind="stable"))
+        return _merged([t[2] for t in taken], self.block)
 
 
+def _merged(runs: list[Rows], block: int) -> Iterator[Rows]:
+    """Rows of runs each sorted by time, as one stable sort by time of their concatenation gives
+    them, ``block`` rows at a time: the rows are gathered block by block, never copied whole."""
+    if len(runs) == 1:
+        for i in range(0, len(runs[0]), block):
+            yield runs[0].take(slice(i, i + block))
+        return
+    if not runs:
+        return
+    starts = np.cumsum([0] + [len(r) for r in runs])
+    order = np.argsort(np.concatenate([r.time_ns for r in runs]), kind="stable")
+    for i in range(0, len(order), block):
+        index = order[i:i + block]
+        run = np.searchsorted(starts, index, side="right") - 1
+        yield Rows.gather(runs, run, index - starts[run])
 class Spill:
     """Arrow tables held in a file beside a target (an Arrow IPC file) until kept or dropped.
 
@@ -150,8 +174,6 @@ class Spill:
         finally:
             self.path.unlink(missing_ok=True)
 
-
-BATCH_ROWS = 1 << 16   # rows gathered before a write (Parquet row groups of a useful size, ~15 MB)
 
 
 @dataclass
@@ -241,9 +263,11 @@ class OrderedOutput:
             self._batch, self._batched = [], 0
 
     # ------------------------------------------------------------------ internals
-    def _emit(self, granule: str, state: _Granule, rows: Rows | None) -> None:
-        if rows is None or not len(rows):
-            return
+    def _emit(self, granule: str, state: _Granule, blocks: Iterator[Rows]) -> None:
+        for rows in blocks:
+            self._emit_block(granule, state, rows)
+
+    def _emit_block(self, granule: str, state: _Granule, rows: Rows) -> None:
         state.rows += len(rows)
         if self.on_rows is not None:
             self.on_rows(rows)
