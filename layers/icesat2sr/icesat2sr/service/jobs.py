@@ -142,14 +142,17 @@ def output_prefix(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def route_config(env: Mapping[str, str] | None = None):
-    """The :class:`icesat2sr.service.routes.Config` of a Lambda deployment (one granule at a time, no pool)."""
+    """The :class:`icesat2sr.service.routes.Config` of a Lambda deployment: one granule at a time in the
+    request's own process (the sync route kills it at its deadline; the worker applies ``node_timeout``
+    itself, :func:`run_granule`)."""
     from .routes import Config
 
     env = os.environ if env is None else env
     from .routes import DEFAULT_MAX_RESOURCES
 
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
-                  workers=1, max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
+                  workers=1, granule_timeout=None, inline=True,
+                  max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
                   environment="icesat2sr-lambda", remote_output=output_prefix(env))
 
 
