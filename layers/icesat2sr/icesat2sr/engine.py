@@ -722,7 +722,7 @@ def pooled(asset: Asset, names: Iterable[str], parms: Parms, kind: str, *, worke
                 if event.key in delivered:   # its result came before its process failed
                     log.warning("%s: %s after its result", event.key, event.error)
                     continue
-                yield _failed(event, kind, timeout, limit_name)
+                yield failure(event, kind, timeout, limit_name)
             else:
                 yield event
     finally:
@@ -751,7 +751,9 @@ def granule_results(asset: Asset, name: str, parms: Parms, kind: str, parts: boo
     yield GranuleResult(name, kind)
 
 
-def _failed(end: pool.End, kind: str, timeout: float | None, limit_name: str | None) -> GranuleResult:
+def failure(end: pool.End, kind: str, timeout: float | None, limit_name: str | None = None) -> GranuleResult:
+    """The failed result of a granule whose process ended badly (:class:`icesat2sr.pool.End`): it
+    died, or it ran past ``timeout`` (a TIMEOUT error; ``limit_name`` names the limit)."""
     if not end.timed_out:
         return GranuleResult(end.key, kind, error=(ResourceError.ERROR, f"{end.key}: {end.error}"))
     named = f" ({limit_name})" if limit_name else ""
