@@ -64,6 +64,9 @@ def test_the_limit_a_job_gets(synth_dir):
     assert routes.granule_limit(5.0, server) == (5.0, "node_timeout")
     assert routes.granule_limit(500.0, server) == (100.0, "the server's granule time limit")
     assert routes.granule_limit(5.0, routes.Config(inline=True, granule_timeout=None))[0] is None
+    for bad in (0, -1.0, float("nan"), float("inf"), "60"):
+        with pytest.raises(ValueError, match="granule_timeout"):
+            routes.Config(path=str(synth_dir), granule_timeout=bad)
 
 
 def test_server_granule_processes_need_no_semaphores(synth_dir, synth_names, monkeypatch):

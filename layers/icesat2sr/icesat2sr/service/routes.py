@@ -137,6 +137,12 @@ class Config:
     output_files: bool = True
     started: float = field(default_factory=time.time)
 
+    def __post_init__(self):
+        if self.granule_timeout is not None:
+            from ..engine import check_time_limit
+
+            check_time_limit(self.granule_timeout, "granule_timeout")
+
     def scratch_file(self, fmt: str) -> str:
         """A fresh file name in the scratch folder (created private, 0700, on first use)."""
         if self.scratch is None:
@@ -410,9 +416,9 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
 def granule_limit(node_timeout: float | None, config: Config) -> tuple[float | None, str]:
     """A granule's time limit and its name: the request's ``node_timeout`` when it is shorter than
     the server's :attr:`Config.granule_timeout` (a request may shorten the limit, never lift it)."""
-    server = config.granule_timeout
     if config.inline:
         return None, "none"
+    server = config.granule_timeout
     if node_timeout is not None and (server is None or node_timeout <= server):
         return node_timeout, "node_timeout"
     return server, "the server's granule time limit"
