@@ -48,13 +48,13 @@ def with_node_timeout(resources: list[str], seconds: float) -> dict:
 @pytest.mark.parametrize("stack", [{"WorkerTaskTimeoutSeconds": "60", "WorkerMaxRetries": "0"}], indirect=True)
 def test_a_granule_past_node_timeout_is_stopped_and_reported(stack, g2_hangs, synth_dir, tmp_path):
     started = time.monotonic()
-    job, _ = submit_and_wait(stack, with_node_timeout([G1, G2], 8.0))
-    assert time.monotonic() - started < 45   # not the 60 s task timeout, nor the 120 s read
+    job, _ = submit_and_wait(stack, with_node_timeout([G1, G2], 15.0))
+    assert time.monotonic() - started < 50   # not the 60 s task timeout, nor the 120 s read
     report = api_call(job_event(job))[1]
     assert report["state"] == "PARTIAL" and report["succeeded"] == 1
     (failure,) = report["failures"]
     assert failure["granule"] == G2 and failure["code"] == wire.TIMEOUT
-    assert failure["reason"] == f"{G2}: processing took longer than 8 s (node_timeout) and was stopped " \
+    assert failure["reason"] == f"{G2}: processing took longer than 15 s (node_timeout) and was stopped " \
                                 "(a corrupt granule?)"
     assert stack.attempts("worker", G2) == 1   # a stopped granule is a result, not a retry
     stored = records.unpack(stack.read(f"results/{job}/{G2[:-3]}.msgpack"))
