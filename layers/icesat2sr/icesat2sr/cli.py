@@ -418,38 +418,29 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     """
     import os
 
-    from . import pool
-    from .engine import empty_result, iter_granule, pool_context
+    from .engine import Part, empty_result, pooled
     from .formats.destination import write_error
     from .formats.output import OutputWriter
     from .formats.stream import OrderedOutput
-    from .request.errors import ResourceError
-    from .science.records import GranuleResult
 
     started = time.perf_counter()
-    failed: dict[str, GranuleResult] = {}
+    failed: dict = {}
     bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
     summary = _Summary(kind)
     workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
-    tasks = [(name, (asset, name, parms, kind)) for name in names]
-    runs = pool.run(iter_granule, tasks, workers=workers, timeout=timeout, context=pool_context())
+    runs = pooled(asset, names, parms, kind, workers=workers, timeout=timeout, parts=True)
     try:
         with OutputWriter(output, fmt, kind=kind, parms=parms.to_dict(), granules=names) as writer:
             out = OrderedOutput(writer, names, atomic=atomic, empty=lambda name: empty_result(name, parms, kind),
                                 on_rows=summary.add)
             try:
-                for event in runs:
-                    if isinstance(event, pool.Item):
-                        part = event.value
-                        if part.result.error is not None:
-                            failed[event.key] = part.result
-                        elif event.key not in failed:
-                            out.part(event.key, part.result, part.beam, part.horizon_ns, part.beams)
+                for item in runs:
+                    if isinstance(item, Part):
+                        out.part(item.result.granule, item.result, item.beam, item.horizon_ns, item.beams)
                         continue
-                    if event.error is not None and event.key not in failed:
-                        failed[event.key] = GranuleResult(event.key, kind,
-                                                          error=(ResourceError.ERROR, f"{event.key}: {event.error}"))
-                    out.end(event.key, failed=event.key in failed)
+                    if item.error is not None:
+                        failed[item.granule] = item
+                    out.end(item.granule, failed=item.error is not None)
                     if bar is not None:
                         bar.update(1)
                     if failed and not atomic:
@@ -595,7 +586,7 @@ _SERVE_LIMITS = [   # flag, Limits field, type, metavar, help
 
 
 def _add_serve(sub) -> None:
-    from .service.routes import DEFAULT_MAX_RESOURCES
+    from .service.routes import DEFAULT_GRANULE_TIMEOUT_S, DEFAULT_MAX_RESOURCES
     from .service.server import Limits
 
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
@@ -614,6 +605,9 @@ def _add_serve(sub) -> None:
     lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
     lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
                      help="granules one request may name or discover (default %(default)s)")
+    lim.add_argument("--granule-timeout", type=_positive(float, "seconds"), default=DEFAULT_GRANULE_TIMEOUT_S,
+                     metavar="SECONDS", help="stop a granule that takes longer; a request's node_timeout may "
+                                             "shorten it (default %(default)g)")
     for flag, field, kind, metavar, text in _SERVE_LIMITS:
         lim.add_argument(flag, dest=field, type=kind, default=getattr(Limits(), field), metavar=metavar,
                          help=f"{text} (default %(default)s)")
@@ -643,7 +637,7 @@ def _run_serve(args) -> int:
     if args.scratch is not None and not Path(args.scratch).is_dir():
         raise UsageError(f"scratch folder {args.scratch} does not exist")
     config = Config(path=args.path, workers=args.workers, max_resources=args.max_resources, scratch=args.scratch,
-                    remote_output=args.s3_output)
+                    remote_output=args.s3_output, granule_timeout=args.granule_timeout)
     try:
         serve(config, args.host, args.port, limits, access_log=args.verbose)
     except OSError as exc:   # the address is taken or cannot be bound
