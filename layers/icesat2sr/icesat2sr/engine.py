@@ -15,10 +15,11 @@ that batch as a partial :class:`GranuleResult`.
 SlideRule's x-series photon frame (``atl03x``) is made per beam, not in chunks (its surface fit
 lays extents over a whole beam's selected photons).
 
-``process_granule`` (the whole granule at once) is what callers that want every row run: the
-CLI (in a process pool), the local server's atl06/atl08 and the worker Lambda. A granule that cannot
-be used yields a result carrying ``error = (code, message)`` instead of raising, so the others'
-results are kept.
+``process_granule`` (the whole granule at once) is what callers that return every row whole run
+(the Python API, the x-series); the CLI's files, the local server and the worker Lambda take the
+parts as they come (``pooled(..., parts=True)``, ``iter_granule``). A granule that cannot be used
+yields a result carrying ``error = (code, message)`` instead of raising, so the others' results are
+kept.
 """
 
 from __future__ import annotations

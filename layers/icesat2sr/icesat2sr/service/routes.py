@@ -649,7 +649,7 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
     ``workers=1`` without a ``granule_timeout`` runs in the calling thread instead (no processes;
     the timeout is then only noticed between granules).
     A granule of a streamed kind (:data:`STREAMED_KINDS`) first comes in :class:`Partial` results
-    (photon subsets are never held whole); its final result then has no rows.
+    (rows are never held whole); its final result then has no rows.
     """
     from .. import pool
     from ..engine import Part, granule_results, pooled
