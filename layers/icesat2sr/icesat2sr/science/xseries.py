@@ -14,10 +14,9 @@ SurfaceFitter differs from the p-series ATL06-SR fit (docs/decisions.md, "x-seri
 * its float64 arithmetic: centre-relative ``x``, the slope and the window are never rounded to
   float32 between passes, ``rms_misfit``/``h_sigma`` are float64 until stored, ``h_mean`` is stored
   as float32;
-* the checks before a fit compare against ``bool(cnt)`` and ``bool(ats)`` and the background density
-  uses ``bool(len)`` pulses (SlideRule converts those parameters through ``operator bool``): in
-  effect, every extent is fitted and the background density is ``len`` times smaller than the
-  p-series'. We reproduce this to give SlideRule's numbers;
+* the checks before a fit compare the extent's photon count with ``cnt`` and its spread with ``ats``,
+  and the background density uses ``len`` (SlideRule's C++ passes those three parameters through
+  ``operator bool``, i.e. 1; docs/decisions.md, x-series 5: we do what it intends, as its p-series);
 * an extent becomes a row only when its fit raised no flag (any flag with ``pass_invalid``).
 """
 
@@ -221,8 +220,7 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
     length, step = float(parms.len), float(parms.res)
     start, i0, i1 = extent_bounds(x, length, step)
     count = i1 - i0 + 1
-    # SlideRule compares with bool(cnt) and bool(ats) here (see the module notes)
-    early = np.where(count < int(bool(parms.cnt)), 2, 0) | np.where(x[i1] - x[i0] < float(bool(parms.ats)), 1, 0)
+    early = np.where(count < parms.cnt, 2, 0) | np.where(x[i1] - x[i0] < float(parms.ats), 1, 0)
     todo = (early == 0) | parms.pass_invalid
     start, i0, count, early = start[todo], i0[todo], count[todo], early[todo].astype(np.uint16)
     offsets = np.concatenate(([0], np.cumsum(count)))
@@ -231,7 +229,7 @@ def surface_fit(frame: Mapping[str, np.ndarray], parms: Parms) -> dict[str, np.n
     settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
                            cnt=parms.cnt, ats=parms.ats)
     result = fit_extents(offsets, x[photon] - np.repeat(centre, count), frame["height"][photon],
-                         float(bool(length)), frame["spacecraft_velocity"][i0],
+                         length, frame["spacecraft_velocity"][i0],
                          frame["background_rate"][i0].astype(np.float64), settings,
                          latitude=frame["latitude"][photon], longitude=frame["longitude"][photon],
                          time_ns=frame["time_ns"][photon], y_atc=frame["y_atc"][photon], double=True)
