@@ -209,13 +209,17 @@ class OutputWriter:
         """Append one result's rows (a failed granule adds nothing)."""
         if result.error is not None:
             return
-        table = result_table(result, geo=self.format == "geoparquet", fields=self.fields,
-                             srcid=self._srcid.get(result.granule, 0), flat=self.format == "csv")
+        table = self.table(result)
         if table.num_rows == 0:   # its dtypes may be placeholders: only used when nothing else comes
             if self._empty is None:
                 self._empty = table
             return
         self._write(table)
+
+    def table(self, result: GranuleResult):
+        """The table this file holds for a (partial) result (:func:`result_table` with its options)."""
+        return result_table(result, geo=self.format == "geoparquet", fields=self.fields,
+                            srcid=self._srcid.get(result.granule, 0), flat=self.format == "csv")
 
     def rows_table(self, time_ns: np.ndarray, columns: dict, lon: np.ndarray, lat: np.ndarray):
         """The table this file holds for some frame rows (:func:`rows_table` with its options)."""

@@ -584,7 +584,7 @@ class Partial:
     result: GranuleResult
 
 
-STREAMED_KINDS = ("atl03s",)   # photon subsets stream chunk by chunk; the other kinds' rows come whole
+STREAMED_KINDS = ("atl03s", "atl03x")   # photon subsets and x-series frames come chunk by chunk
 
 
 def _parts(task: tuple) -> Iterator[Partial | GranuleResult]:
