@@ -506,9 +506,9 @@ def _emit(writer, spill, rows, summary) -> None:
 def _emit_frame(writer, spill, result, summary) -> None:
     from .formats.stream import frame_rows
 
-    table = writer.table(result)
-    if not table.num_rows:
+    if not result.rows:
         return
+    table = writer.table(result)
     if spill is not None:
         spill.add(table)
     else:

@@ -73,6 +73,8 @@ class ChunkData:
         YAPC scores of the window's photons, when the request has ``yapc``.
     parms : Parms
     kind : str
+    first : int
+        Index in the beam of the window's first photon.
     """
 
     beam: Beam
@@ -81,10 +83,12 @@ class ChunkData:
     yapc: np.ndarray | None
     parms: Parms
     kind: str
+    first: int = 0
 
 
 KIND_STEPS: dict[str, Callable[[ChunkData], GranuleResult]] = {}
 KINDS = ("atl06", "atl03s", "atl08", "atl03x")
+XPHOREAL = "atl03x-phoreal"  # the step of atl03x with phoreal (and no fit): PhoREAL's extents, x-series columns
 
 
 def kind_step(kind: str) -> Callable:
@@ -120,6 +124,13 @@ def vegetation_step(chunk: ChunkData) -> GranuleResult:
 
     rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
     return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins)
+
+
+@kind_step(XPHOREAL)
+def phoreal_frame_step(chunk: ChunkData) -> GranuleResult:
+    """atl03x with ``phoreal``: PhoREAL of every extent of the batch, as SlideRule's x-series frame."""
+    frame = xseries.phoreal_frame(chunk.beam, chunk.extents, chunk.parms, chunk.first)
+    return GranuleResult(chunk.beam.granule, "atl03x", frame=frame)
 
 
 @kind_step("atl03s")
@@ -243,10 +254,10 @@ def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06",
         with GranuleReader(asset, resource, parms) as reader:
             stats["open_s"] = time.perf_counter() - t0
             stats["photons"] = float(sum(p.n_photons for p in reader.beams))
-            if kind == "atl03x":
+            if kind == "atl03x" and (parms.fit or parms.phoreal is None):
                 yield from _xseries_parts(reader, parms, stats, workers or WORKERS, chunk_photons)
                 return
-            job = _Job(reader, parms, kind, stats, chunk_photons)
+            job = _Job(reader, parms, kind, stats, chunk_photons, step=XPHOREAL if kind == "atl03x" else kind)
             for parts in _ordered(job.tasks(), workers or WORKERS):
                 yield from parts
     except ResourceError as exc:
@@ -374,6 +385,7 @@ class _Job:
     kind: str
     stats: dict
     chunk_photons: int | None = None
+    step: str = ""              # the per-kind step (default: the kind's)
     waits: dict = field(default_factory=dict)
 
     def tasks(self) -> Iterator[Callable[[], list[Part]]]:
@@ -403,7 +415,8 @@ class _Job:
                     key = int(np.searchsorted(edges, s0, side="right"))
                     chunks.append(_Chunk(plan, b, (r0, r1), int(first_photon[r0]), s0 - r0, s1 - r0,
                                          final=s1 == r1, last_of_beam=s1 == len(ids), order=(key, b, s0)))
-        chunks.sort(key=lambda c: c.order)
+        # x-series frames are written beam after beam: their chunks go in that order
+        chunks.sort(key=(lambda c: (c.beam, c.order)) if self.kind == "atl03x" else (lambda c: c.order))
         return chunks
 
     def add(self, key: str, seconds: float) -> None:
@@ -525,7 +538,8 @@ class _Task:
                 extents.segment += c.run[0]
                 job.add("extents_s", time.perf_counter() - t)
                 t = time.perf_counter()
-                result = KIND_STEPS[job.kind](ChunkData(window.beam, extents, conf, yapc, parms, job.kind))
+                data = ChunkData(window.beam, extents, conf, yapc, parms, job.kind, first=c.run_photons + window.a)
+                result = KIND_STEPS[job.step or job.kind](data)
                 job.add("step_s", time.perf_counter() - t)
                 parts.append(self._part(result, self._horizon(window, int(walk.first[b]) if b < len(walk) else None)))
             if not parts:

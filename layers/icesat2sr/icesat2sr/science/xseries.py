@@ -32,7 +32,9 @@ from ..granules.ancillary import background_index, requested_fields
 from ..granules.beam import Beam
 from ..request.params import Parms
 from ..request.timeutil import delta_time_to_ns
+from .extents import Extents
 from .fit import FitSettings, fit_extents
+from .records import NUM_PERCENTILES
 
 PHOTON_COLUMNS = {
     "time_ns": "<i8", "latitude": "<f8", "longitude": "<f8", "segment_id": "<i4", "x_atc": "<f8",
@@ -47,6 +49,17 @@ FIT_COLUMNS = {
     "w_surface_window_final": "<f4", "n_fit_photons": "<i4", "rms_misfit": "<f4", "h_sigma": "<f4",
 }
 """SurfaceFitter's columns, in its order."""
+PHOREAL_COLUMNS = {
+    "time_ns": "<i8", "latitude": "<f8", "longitude": "<f8", "segment_id_beg": "<i4", "x_atc": "<f8",
+    "y_atc": "<f4", "photon_start": "<u4", "photon_count": "<u4", "pflags": "<u2", "ground_photon_count": "<u4",
+    "vegetation_photon_count": "<u4", "landcover": "u1", "snowcover": "u1", "solar_elevation": "<f4",
+    "h_te_median": "<f4", "h_max_canopy": "<f4", "h_min_canopy": "<f4", "h_mean_canopy": "<f4", "h_canopy": "<f4",
+    "canopy_openness": "<f4", "canopy_h_metrics": ("<f4", (NUM_PERCENTILES,)),
+}
+"""SlideRule's x-series PhoREAL frame's columns, in its order (``canopy_h_metrics``: 20 per row)."""
+VEGETATION_NAMES = {"time_ns": "time", "photon_count": "ph_count", "ground_photon_count": "gnd_ph_count",
+                    "vegetation_photon_count": "veg_ph_count"}
+"""PhoREAL frame columns taken from :data:`icesat2sr.science.records.VEGETATION` fields of another name."""
 META_COLUMNS = {"spot": "u1", "cycle": "u1", "region": "u1", "rgt": "<u2", "gt": "u1"}
 """The frame's per-beam metadata, carried as constant columns."""
 TIME, X, Y = "time_ns", "longitude", "latitude"
@@ -109,6 +122,48 @@ def photon_frame(beam: Beam, parms: Parms, conf: np.ndarray, keep: np.ndarray,
     return out
 
 
+def phoreal_frame(beam: Beam, extents: Extents, parms: Parms, first: int = 0) -> dict[str, np.ndarray]:
+    """The x-series PhoREAL frame of a batch of extents: our PhoREAL (``atl08``) records in
+    SlideRule's x-series PhoREAL columns.
+
+    Parameters
+    ----------
+    beam : Beam
+        The beam's segments and a window of its photons (with the ATL08 join PhoREAL needs).
+    extents : Extents
+        Emitted extents over the window's photons.
+    parms : Parms
+        With ``phoreal``.
+    first : int
+        Index in the beam of the window's first photon.
+
+    Returns
+    -------
+    dict of str to ndarray
+        :data:`PHOREAL_COLUMNS`, the requested ancillary columns (per extent, the mean of its
+        photons' values, as the fit's), then :data:`META_COLUMNS`: one row per extent with photons.
+    """
+    from .phoreal import across_track, vegetation_rows
+
+    rows, _, _ = vegetation_rows(beam, extents, beam.atl08_class, parms.phoreal)
+    keep = np.flatnonzero(extents.count > 0)
+    head = extents.photon[np.concatenate(([0], np.cumsum(extents.count[keep])))[:-1]]
+    out = {name: rows[VEGETATION_NAMES.get(name, name)] for name in PHOREAL_COLUMNS
+           if VEGETATION_NAMES.get(name, name) in rows.dtype.names}
+    out["x_atc"] = rows["x_atc"]
+    out["y_atc"] = across_track(beam, extents, parms.phoreal)
+    ends = np.cumsum(beam.segment_ph_cnt, dtype=np.int64)
+    out["segment_id_beg"] = beam.segment_id[np.searchsorted(ends, head + first, side="right")]   # its first photon's
+    out["photon_start"] = head + (beam.first_photon + first)
+    out = {name: np.ascontiguousarray(out[name], dtype=np.dtype(dtype)) if name != "canopy_h_metrics"
+           else np.ascontiguousarray(out[name], dtype=np.float32) for name, dtype in PHOREAL_COLUMNS.items()}
+    anc = beam.extra.get("ancillary") or {}
+    for field, values in anc.items():
+        out.setdefault(column_name(field.name), _extent_mean(values[extents.photon], extents.count[keep]))
+    out.update(meta_columns(beam, len(keep)))
+    return out
+
+
 def column_name(field: str) -> str:
     """A requested ancillary field's column: the dataset name without ATL08's ``%``."""
     return field.rstrip("%")
@@ -131,10 +186,11 @@ def empty_frame(parms: Parms) -> dict[str, np.ndarray]:
 
     Ancillary columns, whose dataset type is not known without data, are float64.
     """
-    columns = dict(FIT_COLUMNS if parms.fit else PHOTON_COLUMNS)
-    if not parms.fit and parms.yapc is not None:
+    photons = not parms.fit and parms.phoreal is None
+    columns = dict(FIT_COLUMNS if parms.fit else PHOTON_COLUMNS if photons else PHOREAL_COLUMNS)
+    if photons and parms.yapc is not None:
         columns[YAPC_COLUMN[0]] = YAPC_COLUMN[1]
-    if not parms.fit and (parms.atl08_class is not None or parms.atl08_fields):
+    if photons and (parms.atl08_class is not None or parms.atl08_fields):
         columns[ATL08_COLUMN[0]] = ATL08_COLUMN[1]
     for field in requested_fields(parms):
         columns.setdefault(column_name(field.name), "<f8")

@@ -177,7 +177,9 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     endpoint = _ROUTES.get(route)
     try:
         if endpoint is None:
-            raise NotFound(f"no endpoint {_shorten(route) or '/'}")
+            offered = ", ".join(r for r in _ROUTES if r.startswith("/source/"))
+            raise NotFound(f"no endpoint {_shorten(route) or '/'}; this server offers {offered} "
+                           "(its x-series is atl03x, with fit or phoreal; atl06x/atl08x are not offered)")
         if method.upper() not in ("GET", "POST"):
             return _json({"error": f"method {_shorten(method)} not allowed"}, 405)
         return endpoint(parse_body(body), headers, config)
