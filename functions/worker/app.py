@@ -36,6 +36,8 @@ def handler(event: dict, context) -> dict:
     s3 = jobs.job_client(client("sts"), jobs.Settings.from_env(), jobs.check_job_id(event["job"]))
     _, asset, _ = jobs.load_request(s3, ref["bucket"], ref["key"], config)
     memory = int(getattr(context, "memory_limit_in_mb", 0) or os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0))
-    summary = jobs.run_granule(s3, event, config, memory_mb=memory, credentials=credentials(asset.name))
+    remaining = context.get_remaining_time_in_millis() / 1000
+    summary = jobs.run_granule(s3, event, config, memory_mb=memory, credentials=credentials(asset.name),
+                               remaining_s=remaining)
     logger.info("granule done", extra=summary)
     return summary

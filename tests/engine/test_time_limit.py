@@ -49,3 +49,33 @@ def test_bad_pool_arguments(synth_dir, kwargs):
     asset = Asset("atlas-local", "file", str(synth_dir))
     with pytest.raises(ValueError, match=r"workers|timeout"):
         next(run_many(asset, [GOOD], Parms(), **kwargs))
+
+
+def no_shared_memory(*args, **kwargs):
+    raise OSError(38, "Function not implemented")   # what a semaphore gives where /dev/shm is missing
+
+
+def test_granule_processes_need_no_semaphores(synth_dir, synth_names, monkeypatch):
+    """The CLI's pool is pool.run's pipes (it runs on a Lambda, which has no /dev/shm): no
+    queue or lock of multiprocessing, which pebble's pool needed."""
+    import multiprocessing.synchronize
+
+    monkeypatch.setattr(multiprocessing.synchronize.SemLock, "__init__", no_shared_memory)
+    asset = Asset("atlas-local", "file", str(synth_dir))
+    results = {r.granule: r for r in run_many(asset, synth_names, Parms(), workers=2, timeout=60.0)}
+    assert sorted(results) == synth_names
+    assert all(r.error is None and len(r.elevations) > 100 for r in results.values())
+
+
+def test_closing_run_many_kills_its_granule_processes(synth_dir):
+    """What Ctrl-C in the CLI does (the generator is closed): the stalled granule's process goes."""
+    from tests.service.test_routes import _grandchildren, wait_for
+
+    asset = Misbehaving("atlas-local", "file", str(synth_dir))
+    before = _grandchildren()
+    results = run_many(asset, [GOOD, STALLS], Parms(), workers=2, timeout=600.0)
+    assert next(results).granule == GOOD   # STALLS sleeps in its process
+    stalled = _grandchildren() - before
+    assert stalled
+    results.close()
+    assert wait_for(lambda: not _grandchildren() & stalled, 5.0)

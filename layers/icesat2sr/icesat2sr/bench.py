@@ -168,7 +168,7 @@ def _stage_fit(path: Path, parms: dict) -> dict:
 
     p = Parms.from_dict(parms)
     settings = dict(maxi=p.maxi, H_min_win=p.H_min_win, sigma_r_max=p.sigma_r_max, cnt=p.cnt, ats=p.ats)
-    previous = _previous_fit()
+    previous, missing = _previous_fit()
     ours = prev = 0.0
     entries = extents = 0
     identical = True
@@ -193,6 +193,8 @@ def _stage_fit(path: Path, parms: dict) -> dict:
     out = {"fit_cpu_s": ours, "entries": entries, "extents": extents}
     if previous is not None:
         out.update(previous_fit_cpu_s=prev, identical_to_previous=bool(identical))
+    else:
+        out["previous_fit_missing"] = missing
     return out
 
 
@@ -203,25 +205,49 @@ def _same(a, b) -> bool:
 
 
 def _previous_fit():
-    """The fit module as it was before issue 11, from git history (None outside a checkout)."""
+    """The fit module as it was before issue 11, from the repository's history.
+
+    The history is looked for in ``$ICESAT2SR_REPO``, in the checkout this module is in (a clone,
+    an editable install) and in the current folder (an installed package run from a clone).
+
+    Returns
+    -------
+    (module, None) or (None, str)
+        The module, or why it was not found.
+    """
     import importlib.util
 
-    root = Path(__file__).resolve().parents[3]
     where = f"{PREVIOUS_FIT}:layers/icesat2sr/icesat2sr/science/fit.py"
-    try:
-        source = subprocess.run(["git", "-C", str(root), "show", where], capture_output=True, check=True,
-                                text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
+    places = [os.environ.get("ICESAT2SR_REPO"), Path(__file__).resolve().parents[3], Path.cwd()]
+    places = list(dict.fromkeys(str(p) for p in places if p))
+    source = None
+    for place in places:
+        try:
+            source = subprocess.run(["git", "-C", place, "show", where], capture_output=True, check=True,
+                                    text=True).stdout
+            break
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    if source is None:
+        return None, (f"commit {PREVIOUS_FIT} not found in {', '.join(places)}: "
+                      "run from a clone with its history, or set ICESAT2SR_REPO to one")
     spec = importlib.util.spec_from_loader("icesat2sr_previous_fit", loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module          # dataclasses look their module up there
     exec(compile(source, "previous_fit.py", "exec"), module.__dict__)
-    return module
+    return module, None
 
 
 def _child_main(argv: list[str]) -> int:
-    name, path, parms = argv[0], argv[1], json.loads(argv[2])
+    stages = sorted(n.removeprefix("_stage_") for n in globals() if n.startswith("_stage_"))
+    try:
+        name, path, parms = argv[0], argv[1], json.loads(argv[2])
+        if name not in stages or len(argv) != 3 or not isinstance(parms, dict):
+            raise ValueError
+    except (IndexError, ValueError):
+        print(f"usage: python -m icesat2sr.bench {{{','.join(stages)}}} GRANULE PARMS_JSON (one stage of "
+              "`icesat2sr bench`)", file=sys.stderr)
+        return 2
     wall, cpu = time.perf_counter(), time.process_time()
     figures = _stage(name, path, parms)
     figures.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
@@ -344,6 +370,8 @@ def report(f: dict) -> str:
     if "previous_fit_cpu_s" in fit:
         lines.append(f"{'fit before issue 11, one thread':32s} {fit['previous_fit_cpu_s']:8.2f} {'':8s} {'':9s}  "
                      f"results identical: {fit['identical_to_previous']}")
+    else:
+        lines.append(f"{'fit before issue 11':32s} not measured: {fit.get('previous_fit_missing')}")
     if f.get("sliderule_s"):
         lines.append(f"{'SlideRule C++ ATL06-SR (recomm.)':32s} {f['sliderule_s']:8.2f}  "
                      "(processing, start-up excluded)")

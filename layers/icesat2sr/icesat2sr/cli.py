@@ -615,7 +615,7 @@ _SERVE_LIMITS = [   # flag, Limits field, type, metavar, help
 
 
 def _add_serve(sub) -> None:
-    from .service.routes import DEFAULT_MAX_RESOURCES
+    from .service.routes import DEFAULT_GRANULE_TIMEOUT_S, DEFAULT_MAX_RESOURCES
     from .service.server import Limits
 
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
@@ -634,6 +634,9 @@ def _add_serve(sub) -> None:
     lim = p.add_argument_group("limits (what a public deployment needs; the defaults suit one machine)")
     lim.add_argument("--max-resources", type=int, default=DEFAULT_MAX_RESOURCES, metavar="N",
                      help="granules one request may name or discover (default %(default)s)")
+    lim.add_argument("--granule-timeout", type=_positive(float, "seconds"), default=DEFAULT_GRANULE_TIMEOUT_S,
+                     metavar="SECONDS", help="stop a granule that takes longer; a request's node_timeout may "
+                                             "shorten it (default %(default)g)")
     for flag, field, kind, metavar, text in _SERVE_LIMITS:
         lim.add_argument(flag, dest=field, type=kind, default=getattr(Limits(), field), metavar=metavar,
                          help=f"{text} (default %(default)s)")
@@ -663,7 +666,7 @@ def _run_serve(args) -> int:
     if args.scratch is not None and not Path(args.scratch).is_dir():
         raise UsageError(f"scratch folder {args.scratch} does not exist")
     config = Config(path=args.path, workers=args.workers, max_resources=args.max_resources, scratch=args.scratch,
-                    remote_output=args.s3_output)
+                    remote_output=args.s3_output, granule_timeout=args.granule_timeout)
     try:
         serve(config, args.host, args.port, limits, access_log=args.verbose)
     except OSError as exc:   # the address is taken or cannot be bound

@@ -32,11 +32,12 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from . import pool
 from .granules.assets import Asset
 from .granules.beam import Beam
 from .granules.reader import BeamPlan, GranuleReader, with_photons
@@ -656,7 +657,7 @@ def _yapc_window(window: _Window) -> np.ndarray:
 def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "atl06", *,
              workers: int | None = None, progress: bool | Callable = False,
              timeout: float | None = None) -> Iterator[GranuleResult]:
-    """Process granules in a local process pool; yield results as they complete.
+    """Process granules in child processes; yield results as they complete.
 
     Parameters
     ----------
@@ -670,9 +671,9 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
     progress : bool or callable
         ``True`` shows a tqdm progress bar on stderr; a callable gets ``(done, total)``.
     timeout : float, optional
-        Seconds one granule may run (from its start in a worker). A granule that takes longer
-        has its worker killed and yields an error result saying so; so does a granule whose
-        worker dies. With a timeout every granule runs in a worker process, even with
+        Seconds one granule may run (from the start of its process). A granule that takes longer
+        has its process killed and yields an error result saying so; so does a granule whose
+        process dies. With a timeout every granule runs in a process of its own, even with
         ``workers=1``: a granule that makes the HDF5 reader spin cannot be stopped otherwise.
 
     Raises
@@ -682,8 +683,7 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
     """
     if workers is not None and workers < 0:
         raise ValueError(f"workers must be positive, got {workers}")
-    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout < math.inf):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    check_time_limit(timeout)
     names = list(dict.fromkeys(resources))
     workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
     bar = _progress_bar(len(names)) if progress is True else None
@@ -704,7 +704,7 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
                 tick()
                 yield result
             return
-        for result in _pooled(asset, names, parms, kind, workers, timeout):
+        for result in pooled(asset, names, parms, kind, workers=workers, timeout=timeout):
             tick()
             yield result
     finally:
@@ -712,50 +712,111 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
             bar.close()
 
 
-def _pooled(asset: Asset, names: list[str], parms: Parms, kind: str, workers: int,
-            timeout: float | None) -> Iterator[GranuleResult]:
-    """Granules in worker processes (pebble's pool: it kills a worker whose task overruns)."""
-    from pebble import ProcessPool
+def check_time_limit(seconds: float | None, name: str = "timeout") -> None:
+    """A per-granule time limit is None or a positive finite number of seconds.
 
-    pool = ProcessPool(max_workers=workers, context=pool_context())
-    pending: dict[Future, str] = {}
+    Raises
+    ------
+    ValueError
+    """
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                                or not 0 < seconds < math.inf):
+        raise ValueError(f"{name} must be a positive number of seconds, got {seconds!r}")
+
+
+def pooled(asset: Asset, names: Iterable[str], parms: Parms, kind: str, *, workers: int,
+           timeout: float | None = None, deadline: float | None = None, heartbeat_s: float | None = None,
+           parts: bool = False, limit_name: str | None = None,
+           context: multiprocessing.context.BaseContext | None = None,
+           ) -> Iterator[GranuleResult | Part | pool.Expired | None]:
+    """Granules in child processes of :func:`icesat2sr.pool.run` (one process per granule).
+
+    Parameters
+    ----------
+    asset, names, parms, kind
+        As for :func:`run_many`.
+    workers : int
+        Processes at a time.
+    timeout : float, optional
+        Seconds one granule may run; then its process is killed and it fails with
+        ``ResourceError.TIMEOUT`` (``limit_name``, e.g. ``"node_timeout"``, names the limit).
+    deadline, heartbeat_s
+        As for :func:`icesat2sr.pool.run`.
+    parts : bool
+        Pass on each granule's non-empty parts as they are computed (:func:`granule_results`).
+    context : multiprocessing context, optional
+        Default: :func:`pool_context`.
+
+    Yields
+    ------
+    GranuleResult, Part, pool.Expired or None
+        Each granule's result as it completes (a failed one when its process died or overran),
+        its parts before it with ``parts``; ``Expired`` (last) when the deadline passed; ``None``
+        every ``heartbeat_s`` while nothing comes.
+    """
+    tasks = ((name, (asset, name, parms, kind, parts)) for name in names)
+    events = pool.run(granule_results, tasks, workers=workers, timeout=timeout, deadline=deadline,
+                      heartbeat_s=heartbeat_s, context=context or pool_context())
+    delivered: set[str] = set()
     try:
-        pending = {pool.schedule(process_granule, args=(asset, n, parms, kind), timeout=timeout): n for n in names}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield _outcome(future, pending.pop(future), kind, timeout)
+        for event in events:
+            if isinstance(event, pool.Item):
+                if isinstance(event.value, GranuleResult):
+                    delivered.add(event.key)
+                yield event.value
+            elif isinstance(event, pool.End):
+                if event.error is None:
+                    continue
+                if event.key in delivered:   # its result came before its process failed
+                    log.warning("%s: %s after its result", event.key, event.error)
+                    continue
+                yield failure(event, kind, timeout, limit_name)
+            else:
+                yield event
     finally:
-        if pending:   # the caller stopped early: kill the running workers
-            pool.stop()
-        else:
-            pool.close()
-        pool.join()
+        events.close()
+
+
+def granule_results(asset: Asset, name: str, parms: Parms, kind: str, parts: bool = False,
+                    ) -> Iterator[GranuleResult | Part]:
+    """One granule's work in a pool's child: its result; with ``parts``, its non-empty parts as they
+    are computed, then a closing result without rows (its error if it failed). A bug becomes the
+    granule's error."""
+    try:
+        if not parts:
+            yield process_granule(asset, name, parms, kind)
+            return
+        for part in iter_granule(asset, name, parms, kind):
+            if part.result.error is not None:
+                yield part.result
+                return
+            if part.result.rows:
+                yield part
+    except Exception as exc:
+        log.exception("processing %s failed", name)
+        yield GranuleResult(name, kind, error=(ResourceError.ERROR, f"{name}: internal error: {exc!r}"))
+        return
+    yield GranuleResult(name, kind)
+
+
+def failure(end: pool.End, kind: str, timeout: float | None, limit_name: str | None = None) -> GranuleResult:
+    """The failed result of a granule whose process ended badly (:class:`icesat2sr.pool.End`): it
+    died, or it ran past ``timeout`` (a TIMEOUT error; ``limit_name`` names the limit)."""
+    if not end.timed_out:
+        return GranuleResult(end.key, kind, error=(ResourceError.ERROR, f"{end.key}: {end.error}"))
+    named = f" ({limit_name})" if limit_name else ""
+    return GranuleResult(end.key, kind, error=(ResourceError.TIMEOUT, (
+        f"{end.key}: processing took longer than {timeout:g} s{named} and was stopped (a corrupt granule?)")))
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
-    """Worker processes fork from a clean, single-threaded forkserver with the science preloaded
+    """Granule processes fork from a clean, single-threaded forkserver with the science preloaded
     (h5coro uses threads: never fork a process that ran it), or are spawned where there is none."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["icesat2sr.engine"])
     return context
-
-
-def _outcome(future: Future, name: str, kind: str, timeout: float | None) -> GranuleResult:
-    from pebble import ProcessExpired
-
-    try:
-        return future.result()
-    except TimeoutError:
-        reason = f"processing took longer than {timeout:g} s and was stopped (a corrupt granule?)"
-    except ProcessExpired as exc:
-        reason = f"the worker process died (exit code {exc.exitcode}; out of memory?)"
-    except Exception as exc:  # a bug, or a result that could not be sent back
-        log.error("processing %s failed: %r", name, exc)
-        reason = f"internal error: {exc!r}"
-    return GranuleResult(name, kind, error=(ResourceError.ERROR, f"{name}: {reason}"))
 
 
 def _progress_bar(total: int):

@@ -142,14 +142,17 @@ def output_prefix(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def route_config(env: Mapping[str, str] | None = None):
-    """The :class:`icesat2sr.service.routes.Config` of a Lambda deployment (one granule at a time, no pool)."""
+    """The :class:`icesat2sr.service.routes.Config` of a Lambda deployment: one granule at a time in the
+    request's own process (the sync route kills it at its deadline; the worker applies ``node_timeout``
+    itself, :func:`run_granule`)."""
     from .routes import Config
 
     env = os.environ if env is None else env
     from .routes import DEFAULT_MAX_RESOURCES
 
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
-                  workers=1, max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
+                  workers=1, granule_timeout=None, inline=True,
+                  max_resources=int(env.get("MAX_RESOURCES", DEFAULT_MAX_RESOURCES)),
                   environment="icesat2sr-lambda", remote_output=output_prefix(env))
 
 
@@ -338,8 +341,13 @@ def load_request(s3, bucket: str, key_: str, config):
     return cached
 
 
-def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credentials: dict | None = None) -> dict:
+def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credentials: dict | None = None,
+                remaining_s: float | None = None) -> dict:
     """Process one granule of a job and store its result; return a small summary.
+
+    With a ``node_timeout`` (or ``timeout``) that ends before the Lambda does, the granule runs in
+    a child process that is killed when the limit passes; the granule is then stored as failed
+    with a TIMEOUT error (its rows so far are dropped), like any other failed granule.
 
     Parameters
     ----------
@@ -351,6 +359,8 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
         The function's memory, recorded for the cost estimate.
     credentials : dict, optional
         S3 credentials for the asset (``nsidc-s3``: Earthdata's temporary keys).
+    remaining_s : float, optional
+        Seconds the Lambda has left (its context's remaining time).
 
     Raises
     ------
@@ -359,8 +369,7 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     """
     from dataclasses import replace
 
-    from ..engine import iter_granule
-    from ..granules.s3driver import transient_failures
+    from ..engine import Part
     from ..science.records import GranuleResult, pack
 
     started = time.perf_counter()
@@ -369,19 +378,25 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     kind, asset, parms = load_request(s3, ref["bucket"], ref["key"], config)
     if credentials:
         asset = replace(asset, credentials=credentials)
-    before = transient_failures()
+    limit = granule_time_limit(parms, remaining_s)
     stats: dict = {}
     final = GranuleResult(granule, kind, stats=stats)
+    outcome = {"transient": 0, "process_failed": False}
 
     def packed() -> Iterator[bytes]:
         """The granule's parts as they are computed, then its (table-less) result: never held whole."""
         rows = 0
-        for part in iter_granule(asset, granule, parms, kind, stats=stats):
-            if part.result.error is not None:
-                final.error = part.result.error
-            elif part.result.rows:
-                rows += part.result.rows
-                yield pack(part.result, (part.beam, part.seq))
+        for item in granule_items(asset, granule, parms, kind, limit):
+            if isinstance(item, Part) and item.result.error is not None:
+                final.error = item.result.error
+            elif isinstance(item, Part) and item.result.rows:
+                rows += item.result.rows
+                yield pack(item.result, (item.beam, item.seq))
+            elif isinstance(item, GranuleResult):   # its process died or ran past the limit
+                final.error, outcome["process_failed"] = item.error, True
+            elif isinstance(item, dict):
+                stats.update(item["stats"])
+                outcome["transient"] = item["transient"]
         stats["rows"] = float(rows)
         stats["lambda_s"] = time.perf_counter() - started
         stats["memory_mb"] = float(memory_mb)
@@ -389,8 +404,11 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
 
     bucket = ref["bucket"]
     stored = upload_stream(s3, bucket, granule_key(job, granule), packed(),
-                           keep=lambda: transient_failures() == before)
-    if not stored:
+                           keep=lambda: not outcome["transient"] and not outcome["process_failed"])
+    if not stored and outcome["process_failed"]:   # what it computed before it was stopped is dropped
+        stats["rows"] = 0.0
+        s3.put_object(Bucket=bucket, Key=granule_key(job, granule), Body=pack(final))
+    elif not stored:
         reason = final.error[1] if final.error else "S3 reads failed transiently"
         put_json(s3, bucket, failure_key(job, granule), {"granule": granule, "code": -2, "reason": reason,
                                                           "transient": True})
@@ -402,6 +420,55 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
         _delete_quietly(s3, bucket, failure_key(job, granule))  # a retry that succeeded
     return {"granule": granule, "rows": 0 if final.error else int(stats["rows"]),
             "error": list(final.error) if final.error else None, "seconds": round(stats["lambda_s"], 3)}
+
+
+STOP_MARGIN_S = 10.0   # a granule stopped at its limit is stored at least this long before the Lambda ends
+
+
+def granule_time_limit(parms, remaining_s: float | None) -> float | None:
+    """The worker's limit for one granule: the request's ``node_timeout`` (else ``timeout``), when
+    it ends at least :data:`STOP_MARGIN_S` before the Lambda does (None: no limit of its own; the
+    Lambda's timeout and the state machine's retries apply)."""
+    node = parms.deadlines[1]
+    if node is None or (remaining_s is not None and node > remaining_s - STOP_MARGIN_S):
+        return None
+    return node
+
+
+def granule_items(asset, granule: str, parms, kind: str, limit: float | None) -> Iterator:
+    """:func:`granule_parts`, in this process (no ``limit``) or in a forked child killed after
+    ``limit`` seconds; a child that dies or overruns ends with its failed ``GranuleResult``."""
+    if limit is None:
+        yield from granule_parts(asset, granule, parms, kind)
+        return
+    import multiprocessing
+
+    from .. import pool
+    from ..engine import failure
+
+    # forked: a Lambda has no /dev/shm and no fork server (pool.run needs neither)
+    events = pool.run(granule_parts, [(granule, (asset, granule, parms, kind))], timeout=limit,
+                      context=multiprocessing.get_context("fork"))
+    try:
+        for event in events:
+            if isinstance(event, pool.Item):
+                yield event.value
+            elif isinstance(event, pool.End) and event.error is not None:
+                yield failure(event, kind, limit, "node_timeout")
+    finally:
+        events.close()
+
+
+def granule_parts(asset, granule: str, parms, kind: str) -> Iterator:
+    """One granule's parts (:func:`icesat2sr.engine.iter_granule`), then ``{"stats", "transient"}``:
+    its timings and the S3 reads that failed transiently (counted where the reads ran)."""
+    from ..engine import iter_granule
+    from ..granules.s3driver import transient_failures
+
+    before = transient_failures()
+    stats: dict = {}
+    yield from iter_granule(asset, granule, parms, kind, stats=stats)
+    yield {"stats": stats, "transient": transient_failures() - before}
 
 
 UPLOAD_PART = 8 << 20      # bytes per multipart upload part (S3's minimum is 5 MiB)

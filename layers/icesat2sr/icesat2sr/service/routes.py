@@ -38,9 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import multiprocessing
 import os
-import queue
 import re
 import tempfile
 import time
@@ -62,8 +60,8 @@ JSON = "application/json"
 OCTET = "application/octet-stream"
 DEFAULT_VERSION = "v4.20.0"     # reported to clients that do not say which version they are
 CHUNK_BYTES = 1 << 20           # coalesce records into writes of about this size
-RESULT_GRACE_S = 30.0           # a worker that exited cleanly must deliver its result by then
 DEFAULT_MAX_RESOURCES = 300     # SlideRule's default max_resources (SystemConfig requestMaxResources)
+DEFAULT_GRANULE_TIMEOUT_S = 1800.0   # per granule; a full ATL03 granule takes well under a minute per core
 MAX_CLIENT_HEADER = 64          # characters of the client's version header that are looked at
 # endpoints that read granules (the others answer from memory)
 PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl08", "/source/atl06p", "/source/atl03sp",
@@ -99,8 +97,15 @@ class Config:
     path : str, optional
         Its data folder (``atlas-local``) or ``bucket/prefix`` (``atlas-s3``).
     workers : int, optional
-        Processes per request (default: CPU count). ``1`` processes granules in the calling
-        thread without a process pool (what a Lambda needs: it has no ``/dev/shm``).
+        Processes per request (default: CPU count). ``1`` without a granule time limit processes
+        granules in the calling thread.
+    granule_timeout : float, optional
+        Seconds one granule may run before its process is killed and it fails with a TIMEOUT
+        error; a request's ``node_timeout`` may shorten it, never lengthen it. None: no limit
+        unless the request sets one.
+    inline : bool
+        Granules run one at a time in the calling thread and no per-granule limit applies (the
+        API Lambda's sync route: its whole request runs in a process killed at its deadline).
     heartbeat_s : float
         How often a stream yields an empty chunk while it waits for results.
     max_resources : int
@@ -122,6 +127,8 @@ class Config:
     asset: str = "atlas-local"
     path: str | None = None
     workers: int | None = None
+    granule_timeout: float | None = DEFAULT_GRANULE_TIMEOUT_S
+    inline: bool = False
     heartbeat_s: float = 0.5
     max_resources: int = DEFAULT_MAX_RESOURCES
     environment: str = "icesat2sr-local"
@@ -129,6 +136,12 @@ class Config:
     remote_output: str | None = None
     output_files: bool = True
     started: float = field(default_factory=time.time)
+
+    def __post_init__(self):
+        if self.granule_timeout is not None:
+            from ..engine import check_time_limit
+
+            check_time_limit(self.granule_timeout, "granule_timeout")
 
     def scratch_file(self, fmt: str) -> str:
         """A fresh file name in the scratch folder (created private, 0700, on first use)."""
@@ -349,7 +362,8 @@ class Job:
     parms: Parms
     resources: list[str]
     timeout: float | None     # rqst_timeout: the whole request
-    granule_timeout: float | None = None   # node_timeout: one granule
+    granule_timeout: float | None = None   # one granule: node_timeout, at most the server's limit
+    limit_name: str = "node_timeout"       # which limit granule_timeout is
 
 
 def parse_job(kind: str, request: dict, config: Config, *, single: bool = False) -> Job:
@@ -398,7 +412,18 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
                                        "request to atl06p, atl03sp or atl03x")
     check_output(kind, checked, config.remote_output)
     rqst_timeout, node_timeout, _ = checked.deadlines
-    return Job(kind, asset, checked, names, rqst_timeout, node_timeout)
+    return Job(kind, asset, checked, names, rqst_timeout, *granule_limit(node_timeout, config))
+
+
+def granule_limit(node_timeout: float | None, config: Config) -> tuple[float | None, str]:
+    """A granule's time limit and its name: the request's ``node_timeout`` when it is shorter than
+    the server's :attr:`Config.granule_timeout` (a request may shorten the limit, never lift it)."""
+    if config.inline:
+        return None, "none"
+    server = config.granule_timeout
+    if node_timeout is not None and (server is None or node_timeout <= server):
+        return node_timeout, "node_timeout"
+    return server, "the server's granule time limit"
 
 
 def max_resources(parms: Parms, config: Config) -> int:
@@ -494,7 +519,8 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
     done = 0
     counts: dict[str, tuple[int, int]] = {}   # rows and extents sent in parts, per granule
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
-                           heartbeat_s=config.heartbeat_s, timeout=job.timeout, granule_timeout=job.granule_timeout)
+                           heartbeat_s=config.heartbeat_s, timeout=job.timeout, granule_timeout=job.granule_timeout,
+                           limit_name=job.limit_name)
     try:
         for item in results:
             if item is None:
@@ -589,124 +615,50 @@ class Partial:
 STREAMED_KINDS = ("atl03s", "atl03x")   # photon subsets and x-series frames come chunk by chunk
 
 
-def _parts(task: tuple) -> Iterator[Partial | GranuleResult]:
-    """A granule's result; for a streamed kind, its non-empty chunks as they are computed, then its
-    closing result (no rows; its error if it failed). A bug becomes that granule's error (the
-    others keep going)."""
-    from ..engine import iter_granule, process_granule
-
-    asset, name, parms, kind = task
-    try:
-        if kind not in STREAMED_KINDS:
-            yield process_granule(asset, name, parms, kind)
-            return
-        for part in iter_granule(asset, name, parms, kind):
-            if part.result.error is not None:
-                yield part.result
-                return
-            if part.result.rows:
-                yield Partial(part.result)
-    except Exception as exc:
-        log.exception("processing %s failed", name)
-        yield GranuleResult(name, kind, error=(ResourceError.ERROR, f"{name}: internal error: {exc!r}"))
-        return
-    yield GranuleResult(name, kind)
-
-
-def _worker(task: tuple, results) -> None:
-    for item in _parts(task):
-        results.put((task[1], item))   # a bounded queue: the worker waits for a slow client
-
-
-_CONTEXT = None
-
-
-def _pool_context():
-    """forkserver: workers fork from a clean, single-threaded process with the science preloaded
-    (about 10 ms per worker instead of ~1 s for spawn), and never from our threaded server."""
-    global _CONTEXT
-    if _CONTEXT is None:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        _CONTEXT = multiprocessing.get_context(method)
-        if method == "forkserver":
-            _CONTEXT.set_forkserver_preload(["icesat2sr.engine", "icesat2sr.service.routes"])
-    return _CONTEXT
-
-
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
                  heartbeat_s: float = 0.5, timeout: float | None = None, granule_timeout: float | None = None,
-                 ) -> Iterator[GranuleResult | Partial | str | None]:
+                 limit_name: str = "node_timeout") -> Iterator[GranuleResult | Partial | str | None]:
     """Process granules, yielding each result as it completes.
 
-    Each granule runs in its own worker process (at most ``workers`` at a time), so a worker
-    that dies (e.g. killed for lack of memory) fails only its granule, and its memory is
-    returned after every granule. Yields ``None`` every ``heartbeat_s`` while waiting. When
-    ``timeout`` seconds have passed since the start, yields a comma-separated string of the
-    unfinished names (then stops); a granule still running after ``granule_timeout`` seconds is
-    terminated and reported as that granule's error. Closing the generator terminates the
-    running workers at once. ``workers=1`` runs in the calling thread instead (no processes; the
-    timeout is then only noticed between granules, and ``granule_timeout`` is not applied).
+    Each granule runs in a process of its own (:func:`icesat2sr.engine.pooled`, at most
+    ``workers`` at a time), so a process that dies (e.g. killed for lack of memory) fails only its
+    granule, and its memory is returned after every granule. Yields ``None`` every
+    ``heartbeat_s`` while waiting. When ``timeout`` seconds have passed since the start, yields a
+    comma-separated string of the unfinished names (then stops); a granule still running after
+    ``granule_timeout`` seconds is killed and reported as that granule's TIMEOUT error
+    (``limit_name`` names the limit). Closing the generator kills the running processes at once.
+    ``workers=1`` without a ``granule_timeout`` runs in the calling thread instead (no processes;
+    the timeout is then only noticed between granules).
     A granule of a streamed kind (:data:`STREAMED_KINDS`) first comes in :class:`Partial` results
     (photon subsets are never held whole); its final result then has no rows.
     """
+    from .. import pool
+    from ..engine import Part, granule_results, pooled
+
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
-    deadline = None if timeout is None else time.monotonic() + timeout
-    if workers == 1:
+    streamed = kind in STREAMED_KINDS
+    if workers == 1 and granule_timeout is None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         for i, name in enumerate(names):
             if deadline is not None and time.monotonic() > deadline:
                 yield ", ".join(names[i:])
                 return
-            yield from _parts((asset, name, parms, kind))
+            for item in granule_results(asset, name, parms, kind, streamed):
+                yield Partial(item.result) if isinstance(item, Part) else item
         return
-    ctx = _pool_context()
-    results = ctx.Queue(maxsize=2 * workers)
-    todo, running, started, exited = list(reversed(names)), {}, {}, {}
+    events = pooled(asset, names, parms, kind, workers=workers, timeout=granule_timeout, deadline=timeout,
+                    heartbeat_s=heartbeat_s, parts=streamed, limit_name=limit_name)
     try:
-        while todo or running:
-            while todo and len(running) < workers:
-                name = todo.pop()
-                proc = ctx.Process(target=_worker, args=((asset, name, parms, kind), results), daemon=True,
-                                   name=f"icesat2sr {name}")
-                proc.start()
-                running[name], started[name] = proc, time.monotonic()
-            try:
-                name, result = results.get(timeout=heartbeat_s)
-            except queue.Empty:
-                now = time.monotonic()
-                for n, p in running.items():   # exit code 0: its result is on its way
-                    if p.exitcode == 0:
-                        exited.setdefault(n, now)
-                lost = [n for n, p in running.items() if p.exitcode not in (None, 0)
-                        or now - exited.get(n, now) > RESULT_GRACE_S]
-                for dead in lost:
-                    code = running.pop(dead).exitcode
-                    yield GranuleResult(dead, kind, error=(ResourceError.ERROR, (
-                        f"{dead}: worker process died (exit code {code}; out of memory?)")))
-                slow = [n for n in running if granule_timeout is not None and now - started[n] > granule_timeout]
-                for name in slow:
-                    proc = running.pop(name)
-                    proc.terminate()
-                    proc.join(5)
-                    yield GranuleResult(name, kind, error=(wire.TIMEOUT, (
-                        f"{name}: not done after {granule_timeout:g} s (node_timeout); stopped")))
-                if deadline is not None and now > deadline:
-                    yield ", ".join([*running, *reversed(todo)])
-                    return
-                yield None
-                continue
-            if name not in running:   # already reported as lost
-                continue
-            if isinstance(result, Partial):
-                yield result
-                continue
-            running.pop(name).join()
-            yield result
+        for item in events:
+            if isinstance(item, Part):
+                yield Partial(item.result)
+            elif isinstance(item, pool.Expired):
+                yield ", ".join(item.keys)
+                return
+            else:
+                yield item
     finally:
-        for proc in running.values():
-            proc.terminate()
-        for proc in running.values():
-            proc.join(5)
-        results.close()
+        events.close()
 
 
 def _process(kind: str, single: bool = False) -> Callable[[dict, dict, Config], Response]:
