@@ -224,9 +224,9 @@ def _run_process(args) -> int:
         check_resource_name(name)
     check_destination(args.output, asset, args.resources, fmt=args.format)
     started = time.perf_counter()
-    if args.kind == "atl03s":   # photons stream to the file: never held whole
+    if args.kind in STREAMED:   # photons stream to the file: never held whole
         failed = stream_photons(asset, list(dict.fromkeys(args.resources)), parms, args.output, fmt, args.quiet,
-                                keep_failed=False)
+                                keep_failed=False, kind=args.kind)
         if failed:
             raise Icesat2srError("; ".join(r.error[1] for r in failed))
         return 0
@@ -407,8 +407,9 @@ def _run_discovered(args) -> int:
     if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
-    if args.kind == "atl03s":   # photons stream to the file, a granule at a time
-        failed = stream_photons(asset, list(names), parms, args.output, fmt, args.quiet, keep_failed=True)
+    if args.kind in STREAMED:   # photons stream to the file, a granule at a time
+        failed = stream_photons(asset, list(names), parms, args.output, fmt, args.quiet, keep_failed=True,
+                                kind=args.kind)
         results = failed
     else:
         results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
@@ -419,24 +420,29 @@ def _run_discovered(args) -> int:
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    if args.kind != "atl03s":
+    if args.kind not in STREAMED:
         write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
-    if not args.quiet and args.kind != "atl03s":
+    if not args.quiet and args.kind not in STREAMED:
         print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
+STREAMED = ("atl03s", "atl03x")   # kinds whose rows stream to the output file
+
+
 def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet: bool, *,
-                   keep_failed: bool) -> list:
-    """Photon subsets of granules written to ``output`` as they are computed, in bounded memory.
+                   keep_failed: bool, kind: str = "atl03s") -> list:
+    """Photon subsets (``atl03s``) or x-series frames (``atl03x``) of granules written to ``output``
+    as they are computed, in bounded memory.
 
     Granules are processed one after the other, in the given order (each on every core), their rows
-    in time order within each granule, as a file written whole holds them. With ``keep_failed`` a
+    as a file written whole holds them (atl03s: in time order within each granule; atl03x: beam
+    after beam, in frame order). With ``keep_failed`` a
     granule that fails is left out (its rows wait in a spill file until it is done); otherwise the
     first failure stops everything and nothing is written. Returns the failed granules' results.
     """
@@ -448,16 +454,19 @@ def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet
     started = time.perf_counter()
     failed: list = []
     bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
-    summary = _Summary()
+    summary = _Summary("photons" if kind == "atl03s" else "rows")
     try:
-        with OutputWriter(output, fmt, kind="atl03s", parms=parms.to_dict(), granules=names) as writer:
+        with OutputWriter(output, fmt, kind=kind, parms=parms.to_dict(), granules=names) as writer:
             for name in names:
                 spill = Spill(output) if keep_failed else None
                 error, order = None, None
-                for part in iter_granule(asset, name, parms, "atl03s"):
+                for part in iter_granule(asset, name, parms, kind):
                     if part.result.error is not None:
                         error = part.result
                         break
+                    if kind == "atl03x":
+                        _emit_frame(writer, spill, part.result, summary)
+                        continue
                     order = order or TimeOrder(part.beams)
                     _emit(writer, spill, order.push(part.result, part.beam, part.horizon_ns), summary)
                 if error is None and order is not None:
@@ -494,6 +503,19 @@ def _emit(writer, spill, rows, summary) -> None:
     summary.add(rows)
 
 
+def _emit_frame(writer, spill, result, summary) -> None:
+    from .formats.stream import frame_rows
+
+    if not result.rows:
+        return
+    table = writer.table(result)
+    if spill is not None:
+        spill.add(table)
+    else:
+        writer.add_table(table)
+    summary.add(frame_rows(result))
+
+
 def _granule_bar(total: int):
     from tqdm import tqdm
 
@@ -503,7 +525,8 @@ def _granule_bar(total: int):
 class _Summary:
     """Photon counts, time span and heights per track/pair, gathered as rows stream past."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "photons") -> None:
+        self.unit = unit
         self.rows, self.t0, self.t1, self.per = 0, None, None, {}
 
     def add(self, rows) -> None:
@@ -522,7 +545,7 @@ class _Summary:
     def print(self, output: Path, elapsed: float) -> None:
         import numpy as np
 
-        print(f"{self.rows} photons -> {output} ({elapsed:.1f} s)")
+        print(f"{self.rows} {self.unit} -> {output} ({elapsed:.1f} s)")
         if not self.rows:
             return
         span = np.array([self.t0, self.t1], dtype="datetime64[ns]")

@@ -190,7 +190,9 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     endpoint = _ROUTES.get(route)
     try:
         if endpoint is None:
-            raise NotFound(f"no endpoint {_shorten(route) or '/'}")
+            offered = ", ".join(r for r in _ROUTES if r.startswith("/source/"))
+            raise NotFound(f"no endpoint {_shorten(route) or '/'}; this server offers {offered} "
+                           "(its x-series is atl03x, with fit or phoreal; atl06x/atl08x are not offered)")
         if method.upper() not in ("GET", "POST"):
             return _json({"error": f"method {_shorten(method)} not allowed"}, 405)
         return endpoint(parse_body(body), headers, config)
@@ -610,7 +612,7 @@ class Partial:
     result: GranuleResult
 
 
-STREAMED_KINDS = ("atl03s",)   # photon subsets stream chunk by chunk; the other kinds' rows come whole
+STREAMED_KINDS = ("atl03s", "atl03x")   # photon subsets and x-series frames come chunk by chunk
 
 
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
