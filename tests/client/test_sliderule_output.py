@@ -32,7 +32,11 @@ XRUNS = {   # SlideRule's test_atl03x.py requests; the number of columns its tes
     "x_photons": (X, 17),
     "x_fit": ({**X, "fit": {"maxi": 3}}, 18),
     "x_yapc_atl08": ({"cnf": 0, "srt": 3, "yapc": {"score": 0}, "atl08_class": ALL_CLASSES}, 19),
+    # test_phoreal's 26 columns less its atl08_fields column (atl08 takes no ancillary fields here)
+    "x_phoreal": ({"cnf": 0, "srt": 0, "phoreal": {"binsize": 1.0}}, 25),
 }
+RENAMED = {"photon_count": "ph_count", "ground_photon_count": "gnd_ph_count",
+           "vegetation_photon_count": "veg_ph_count"}   # x-series PhoREAL frame -> our atl08 frame
 
 pytestmark = pytest.mark.client
 
@@ -78,6 +82,7 @@ def cli_files(synth_dir, synth_names, region, tmp_path_factory):  # noqa: F811
     runs = [("atl06p", "atl06", ATL06, fmt) for fmt in FORMATS]
     runs += [("atl03sp", "atl03s", {**ATL03, "poly": region}, fmt) for fmt in FORMATS]
     runs += [(key, "atl03x", {**parms, "poly": region}, "geoparquet") for key, (parms, _) in XRUNS.items()]
+    runs += [("x_phoreal_atl08", "atl08", {**XRUNS["x_phoreal"][0], "podppd": 1, "poly": region}, "geoparquet")]
     for key, kind, parms, fmt in runs:
         path = d / f"{key}-{fmt}{SUFFIX[fmt]}"
         assert cli([kind, *both, "--path", str(synth_dir), "--parms", json.dumps(parms), "--format", fmt,
@@ -93,6 +98,9 @@ def canonical(frame) -> pd.DataFrame:
     if "geometry" in frame:
         points = geopandas.GeoSeries(frame.pop("geometry"))
         frame["geometry.x"], frame["geometry.y"] = points.x.to_numpy(), points.y.to_numpy()
+    for column in frame.columns:   # array cells (canopy_h_metrics) as tuples, so rows sort and compare
+        if frame[column].dtype == object and len(frame) and isinstance(frame[column].iloc[0], np.ndarray):
+            frame[column] = frame[column].map(tuple)
     return frame.sort_values(list(frame.columns), kind="stable").reset_index(drop=True)
 
 
@@ -141,6 +149,17 @@ def test_run_atl03x_gives_slideRules_frames(client, cli_files, key):
     frame = geopandas.read_parquet(out / f"{key}.parquet")
     assert_same(frame, geopandas.read_parquet(cli_files[key, "geoparquet"]))
     assert set(np.unique(frame["srcid"])) == {0}              # the region lies on the first named granule
+    if key == "x_phoreal":   # our atl08 rows for the same request, columns renamed as SlideRule names them
+        veg = geopandas.read_parquet(cli_files["x_phoreal_atl08", "geoparquet"])
+        veg.index.name = "time_ns"
+        veg = veg.rename(columns={v: k for k, v in RENAMED.items()})
+        shared = [c for c in veg.columns if c in frame.columns and c != "x_atc"]
+        assert len(shared) == 18 and frame["canopy_h_metrics"].map(len).eq(20).all()
+        meta = {c: frame[c].dtype for c in ("rgt", "cycle", "spot", "gt")}   # frame metadata: SlideRule's types
+        assert (veg[list(meta)].astype(np.int64) == veg[list(meta)].astype(meta).astype(np.int64)).all().all()
+        assert_same(frame[shared], veg[shared].astype(meta))
+        np.testing.assert_array_equal(np.sort(frame["x_atc"].to_numpy()),
+                                      np.sort(veg["x_atc"].to_numpy().astype(np.float64)))
     if key == "x_fit":
         assert {"h_mean", "rms_misfit", "segment_id_beg", "photon_start"} <= set(frame.columns)
         assert frame["h_mean"].dtype == np.float32 and (frame["pflags"] == 0).all()

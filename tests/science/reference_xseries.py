@@ -3,8 +3,10 @@
 Written for the tests only, from SlideRule's ``Atl03DataFrame::subsettingThread`` and
 ``SurfaceFitter`` (their loops, their pointer walks, their float32 stores), reading the granule
 with h5py: independent of ``icesat2sr.science.xseries`` and of our granule reader. No polygon.
-Quirks kept as SlideRule has them: before a fit the photon count is compared with ``bool(cnt)``
-and the spread with ``bool(ats)``, and the background density uses ``bool(len)`` pulses.
+``surface_fit(..., sliderule_defects=True)`` reproduces SlideRule's C++ where it passes parameters
+through ``operator bool``: before a fit the photon count is compared with ``bool(cnt)`` and the
+spread with ``bool(ats)``, and the background density uses ``bool(len)`` pulses; by default the
+reference does what SlideRule intends (``cnt``, ``ats``, ``len``), as icesat2sr does.
 """
 
 from __future__ import annotations
@@ -103,10 +105,11 @@ def _lsf(pts: list[list[float]], rows: list[dict], final: bool, result: dict) ->
                   time_ns=to_int64(t), y_atc=f32(y))
 
 
-def _iterate(rows: list[dict], first: int, count: int, centre: float, length: float, s: dict) -> dict:
-    """SurfaceFitter::iterativeFitStage for one extent."""
+def _iterate(rows: list[dict], first: int, count: int, centre: float, pulse_length: float, s: dict) -> dict:
+    """SurfaceFitter::iterativeFitStage for one extent (``pulse_length``: the length of the
+    background density's pulses)."""
     result = {"pflags": 0, "window": 0.0, "h_sigma": 0.0, "rms_misfit": 0.0, "dh_fit_dx": 0.0}
-    pulses = (float(bool(length)) * PRF) / rows[first]["spacecraft_velocity"]
+    pulses = (pulse_length * PRF) / rows[first]["spacecraft_velocity"]
     density = pulses * rows[first]["background_rate"] / (C / 2.0)
     pts = [[first + i, 0.0, rows[first + i]["x_atc"] - centre] for i in range(count)]
     iteration = 0
@@ -168,13 +171,18 @@ def _iterate(rows: list[dict], first: int, count: int, centre: float, length: fl
 
 
 def surface_fit(rows: list[dict], length: float, step: float, s: dict, pass_invalid: bool = False,
-                extras: tuple[str, ...] = ()) -> list[dict]:
+                extras: tuple[str, ...] = (), sliderule_defects: bool = False) -> list[dict]:
     """SurfaceFitter::run over one beam's photon rows; ``s``: cnt, ats, maxi, H_min_win, sigma_r_max.
+
+    ``sliderule_defects``: use ``bool(cnt)``, ``bool(ats)`` and ``bool(len)`` where SlideRule's C++ does.
 
     ``extras`` (ancillary columns of the rows) become the mean of the extent's photons' values,
     a value at or above FLT_MAX (or NaN) counting as 0 (FieldColumn::mean).
     """
     out = []
+    cnt, ats, pulse_length = s["cnt"], s["ats"], length
+    if sliderule_defects:
+        cnt, ats, pulse_length = int(bool(cnt)), float(bool(ats)), float(bool(length))
     n = len(rows)
     start = rows[0]["x_atc"] if n else 0.0
     i0 = 0
@@ -183,11 +191,10 @@ def surface_fit(rows: list[dict], length: float, step: float, s: dict, pass_inva
         while i1 < n - 1 and (rows[i1 + 1]["x_atc"] - start) < length:
             i1 += 1
         count = i1 - i0 + 1
-        early = (1 if rows[i1]["x_atc"] - rows[i0]["x_atc"] < float(bool(s["ats"])) else 0) | (
-            2 if count < int(bool(s["cnt"])) else 0)
+        early = (1 if rows[i1]["x_atc"] - rows[i0]["x_atc"] < ats else 0) | (2 if count < cnt else 0)
         if early == 0 or pass_invalid:
             centre = start + length / 2.0
-            r = _iterate(rows, i0, count, centre, length, s)
+            r = _iterate(rows, i0, count, centre, pulse_length, s)
             if r["pflags"] == 0 or pass_invalid:
                 out.append({"time_ns": r["time_ns"], "latitude": r["latitude"], "longitude": r["longitude"],
                             "segment_id_beg": rows[i0]["segment_id"], "x_atc": centre, "y_atc": r["y_atc"],

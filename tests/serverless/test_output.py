@@ -88,3 +88,42 @@ def test_output_requests_that_cannot_be_served_are_400(stack, route, parms, need
     status, answer = api_call(event)
     assert status == 400 and needle in answer["error"]
     assert stack.attempts("orchestrator") == 0
+
+
+def test_atl03x_phoreal_job_gives_our_atl08_rows(stack, synth_dir, tmp_path):
+    """``phoreal`` on atl03x through the async job path: the CLI's atl03x file, and our atl08 rows in
+    SlideRule's x-series PhoREAL columns."""
+    event = load_event("api-atl03x.json")
+    request = json.loads(event["body"])
+    url = "s3://icesat2sr-results/results/outputs/atl03x-phoreal.parquet"
+    request["parms"] = {"cnf": 0, "srt": 0, "phoreal": {"binsize": 1.0},
+                        "output": {"path": url, "format": "geoparquet"}}
+    event["body"] = json.dumps(request)
+    job, _ = submit_and_wait(stack, event)
+    report = api_call(job_event(job))[1]
+    assert report["state"] == "SUCCEEDED"
+    data = stack.s3.get_object(Bucket=RESULTS_BUCKET, Key=url.split("/", 3)[3])["Body"].read()
+    ours = geopandas.read_parquet(io.BytesIO(data))
+    cli_x = geopandas.read_parquet(cli_file(tmp_path, synth_dir, "atl03x", request["resources"], request["parms"],
+                                            ".parquet"))
+    assert len(ours) == report["rows"] > 100 and "canopy_h_metrics" in ours and "h_mean" not in ours
+    pd.testing.assert_frame_equal(canonical(_tuples(ours)), canonical(_tuples(cli_x)), check_exact=True)
+    veg = geopandas.read_parquet(cli_file(tmp_path, synth_dir, "atl08", request["resources"],
+                                          {**request["parms"], "podppd": 1}, ".parquet"))
+    renamed = {"ph_count": "photon_count", "gnd_ph_count": "ground_photon_count",
+               "veg_ph_count": "vegetation_photon_count"}
+    veg = veg.rename(columns=renamed).rename_axis("time_ns")
+    shared = [c for c in ("photon_count", "ground_photon_count", "vegetation_photon_count", "h_te_median",
+                          "h_canopy", "h_max_canopy", "h_min_canopy", "h_mean_canopy", "canopy_openness",
+                          "canopy_h_metrics", "landcover", "snowcover", "solar_elevation", "geometry")]
+    pd.testing.assert_frame_equal(canonical(_tuples(ours[shared])), canonical(_tuples(veg[shared])), check_exact=True)
+
+
+def _tuples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Array cells (canopy_h_metrics) as tuples, so rows sort and compare."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object and len(frame) and not isinstance(frame[column].iloc[0], str) \
+                and hasattr(frame[column].iloc[0], "__len__"):
+            frame[column] = frame[column].map(tuple)
+    return frame

@@ -82,6 +82,14 @@ def test_health_unknown_route_and_bad_bodies(config):
     assert routes.handle("DELETE", "/source/version", {}, b"", config).status == 405
 
 
+@pytest.mark.parametrize("path", ["/source/atl06x", "/source/atl08x"])
+def test_x_series_endpoints_not_offered_name_what_exists(config, path):
+    answer = call(config, path, {"resources": [], "parms": {}})
+    message = as_json(answer)["error"]
+    assert answer.status == 404 and path.rsplit("/", 1)[1] in message
+    assert all(name in message for name in ("atl03x", "atl06p", "atl08p", "atl03sp"))
+
+
 def expected_rows(synth_dir, names, parms):
     asset = resolve_asset("atlas-local", str(synth_dir))
     return {n: process_granule(asset, n, Parms.from_dict(parms), "atl06").elevations for n in names}

@@ -10,6 +10,8 @@ Stages, on a synthetic granule in the real layout (written once, then reused):
 * ``atl06``, ``atl06_rec``: in-process ATL06-SR of the granule (``process_granule``) with the default
   and with the seed's recommended parameters;
 * ``atl03s``: in-process photon subsetting, its partial results consumed as they stream;
+* ``atl03x``, ``atl03x_fit``: in-process x-series photon frame (every photon, ``cnf`` 0), and its
+  surface fit, partial results consumed as they stream;
 * ``atl08``: in-process PhoREAL (with waveforms) on a granule of the same size with a synthetic
   forest over a quarter of its track and its ATL08;
 * ``fit``: the fit alone, single-threaded, on every extent of every beam, against the fit before
@@ -20,7 +22,7 @@ Stages, on a synthetic granule in the real layout (written once, then reused):
 * ``sliderule``: SlideRule's own C++ ATL06-SR on the same granule (when built: ``SR_ROOT``), whose
   processing seconds exclude its start-up, as ``atl06_rec`` does.
 
-With ``full_segments`` the atl06 and atl03s stages also run on a full-size granule (140,000
+With ``full_segments`` the atl06, atl03s and atl03x stages also run on a full-size granule (140,000
 segments per beam is a real granule's length), cached under :func:`cache_dir`, for its peak RSS
 and the seconds per photon against the bench granule (linear scaling gives 1).
 """
@@ -39,6 +41,8 @@ import time
 from pathlib import Path
 
 RECOMMENDED = {"srt": 3, "cnf": 1, "ats": 20.0, "cnt": 10, "len": 40.0, "res": 20.0, "maxi": 6}  # seed §2.5
+XPHOTONS = {"cnf": 0, "podppd": 0}                 # atl03x: every photon of the granule a frame row
+XFIT = {**XPHOTONS, "cnf": 1, "fit": {}}
 PREVIOUS_FIT = "9de5008"          # the fit before issue 11 (commit on main), for the fit speed-up
 SLIDERULE_TOOLS = Path(os.environ.get("SR_TOOLS", "/work/shared/tools/sliderule-cpp"))  # run_atl06.sh
 _RAW = ("heights/delta_time", "heights/lat_ph", "heights/lon_ph", "heights/h_ph", "heights/dist_ph_along",
@@ -133,6 +137,15 @@ def _stage_atl08(path: Path, parms: dict) -> dict:
 
 
 def _stage_atl03s(path: Path, parms: dict) -> dict:
+    return _streamed(path, parms, "atl03s")
+
+
+def _stage_atl03x(path: Path, parms: dict) -> dict:
+    return _streamed(path, parms, "atl03x")
+
+
+def _streamed(path: Path, parms: dict, kind: str) -> dict:
+    """A kind whose partial results are consumed as they stream (photon rows, x-series frames)."""
     from .engine import iter_granule
     from .granules.assets import resolve_asset
     from .request.params import Parms
@@ -140,7 +153,7 @@ def _stage_atl03s(path: Path, parms: dict) -> dict:
     stats: dict = {}
     rows = 0
     for part in iter_granule(resolve_asset("atlas-local", str(path.parent)), path.name, Parms.from_dict(parms),
-                             "atl03s", stats=stats):
+                             kind, stats=stats):
         if part.result.error:
             raise RuntimeError(part.result.error[1])
         rows += part.result.rows
@@ -373,6 +386,8 @@ def run(directory: Path, segments: int = 8300, full_segments: int | None = None)
     stages = {"h5py": {}, "read": {}, "atl06": {}, "atl06_rec": RECOMMENDED, "atl03s": {}, "fit": {}}
     for name, parms in stages.items():
         f[name] = _child(name, path, parms)
+    f["atl03x"] = _child("atl03x", path, XPHOTONS)
+    f["atl03x_fit"] = _child("atl03x", path, XFIT)
     forest = granule(cache_dir() / f"forest-{segments}", segments, forest=True)
     warm(*forest.parent.glob("ATL0*.h5"))
     f["atl08"] = _child("atl08", forest, {"phoreal": {"send_waveform": True}})
@@ -383,7 +398,8 @@ def run(directory: Path, segments: int = 8300, full_segments: int | None = None)
         full = granule(cache_dir() / f"segments-{full_segments}", full_segments)
         warm(full)
         f["full"] = {"granule": full.name, "segments": full_segments,
-                     "atl06": _child("atl06", full), "atl03s": _child("atl03s", full)}
+                     "atl06": _child("atl06", full), "atl03s": _child("atl03s", full),
+                     "atl03x": _child("atl03x", full, XPHOTONS)}
     f["ratios"] = ratios(f)
     f["load_average_1min_after"] = os.getloadavg()[0]
     (directory / "bench.json").write_text(json.dumps(f, indent=2))
@@ -399,7 +415,7 @@ def ratios(f: dict) -> dict:
     if f.get("sliderule_s"):
         r["atl06_over_sliderule"] = f["atl06_rec"]["stats"]["total_s"] / f["sliderule_s"]
     if "full" in f:
-        for kind in ("atl06", "atl03s"):
+        for kind in ("atl06", "atl03s", "atl03x"):
             small, big = f[kind], f["full"][kind]
             r[f"{kind}_full_per_photon_cpu"] = (big["cpu_s"] / big["photons"]) / (small["cpu_s"] / small["photons"])
             r[f"{kind}_full_per_photon_wall"] = (big["wall_s"] / big["photons"]) / (small["wall_s"] / small["photons"])
@@ -422,6 +438,10 @@ def report(f: dict) -> str:
         _line("ATL06-SR recommended parms", f["atl06_rec"],
               f"{photons / f['atl06_rec']['wall_s'] * mph:6.2f} M photons/s"),
         _line("atl03s in-process (streamed)", a3, f"{a3['rows'] / a3['wall_s'] * mph:6.2f} M photon rows/s"),
+        _line("atl03x in-process (streamed)", f["atl03x"],
+              f"{f['atl03x']['rows'] / f['atl03x']['wall_s'] * mph:6.2f} M photon rows/s"),
+        _line("atl03x + fit (streamed)", f["atl03x_fit"],
+              f"{f['atl03x_fit']['photons'] / f['atl03x_fit']['wall_s'] * mph:6.2f} M photons/s"),
         _line("PhoREAL in-process (forest)", f["atl08"],
               f"{f['atl08']['photons'] / f['atl08']['wall_s'] * mph:6.2f} M photons/s"),
         _line("fit alone, one thread", {**fit, "wall_s": fit["fit_cpu_s"], "cpu_s": fit["fit_cpu_s"]},
@@ -441,6 +461,7 @@ def report(f: dict) -> str:
         lines.append(f"full-size granule {full['granule']} ({full['atl06']['photons']:,.0f} photons):")
         lines.append(_line("  ATL06-SR in-process", full["atl06"]))
         lines.append(_line("  atl03s in-process (streamed)", full["atl03s"]))
+        lines.append(_line("  atl03x in-process (streamed)", full["atl03x"]))
     r = f["ratios"]
     lines.append("ratios (same run):")
     lines.append(f"  icesat2sr atl06 (CLI) / raw h5py read       {r['cli_over_h5py_read']:6.2f}   "
@@ -450,7 +471,7 @@ def report(f: dict) -> str:
         lines.append(f"  fit speed-up (CPU, one thread)              {r['fit_speedup']:6.2f}x  (target >= 5)")
     if "atl06_over_sliderule" in r:
         lines.append(f"  in-process ATL06-SR / SlideRule C++         {r['atl06_over_sliderule']:6.2f}   (target <= 1)")
-    for kind in ("atl06", "atl03s"):
+    for kind in ("atl06", "atl03s", "atl03x"):
         if f"{kind}_full_per_photon_cpu" in r:
             lines.append(f"  {kind} s/photon full-size / bench (CPU, wall) {r[f'{kind}_full_per_photon_cpu']:5.2f}, "
                          f"{r[f'{kind}_full_per_photon_wall']:5.2f}  (target <= 1.2)")

@@ -179,21 +179,6 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
-def summary_frame(results: list, kind: str = "atl03x"):
-    """Time, ground track and height of every x-series row (for :func:`print_summary`)."""
-    import numpy as np
-    import pandas as pd
-
-    from .science.records import concat
-
-    frame = concat([r for r in results if r.error is None], kind).frame or {}
-    height = "h_mean" if "h_mean" in frame else "height"
-    data = {"gt": frame.get("gt", np.zeros(0, np.uint8)), height: frame.get(height, np.zeros(0))}
-    time_ns = frame.get("time_ns", np.zeros(0, np.int64))
-    index = pd.Index(np.asarray(time_ns, dtype=np.int64).view("datetime64[ns]"), name="time")
-    return pd.DataFrame(data, index=index).sort_index()
-
-
 def _run_process(args) -> int:
     from .formats.destination import check_destination
     from .formats.output import format_of
@@ -360,8 +345,7 @@ def _run_discovered(args) -> int:
     exit 0 when at least one granule succeeded (or none matched: an empty result is written),
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
-    from .engine import run_many
-    from .formats.destination import check_destination, write_results
+    from .formats.destination import check_destination
     from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
 
@@ -379,9 +363,8 @@ def _run_discovered(args) -> int:
     if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
-    if args.kind == "atl03x":
-        results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
-                                progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
+    if args.kind == "atl03x":   # frames stream to the file, a granule at a time
+        results = stream_frames(asset, list(names), parms, args.output, fmt, args.quiet)
     else:   # rows stream to the file, a chunk at a time
         results = stream_results(asset, list(names), parms, args.kind, args.output, fmt, quiet=args.quiet,
                                  workers=args.workers, timeout=args.granule_timeout, atomic=True)
@@ -391,15 +374,11 @@ def _run_discovered(args) -> int:
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    if args.kind == "atl03x":
-        write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
-    if not args.quiet and args.kind == "atl03x":
-        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
@@ -465,14 +444,61 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     return [failed[name] for name in names if name in failed]
 
 
+def stream_frames(asset, names: list[str], parms, output: Path, fmt: str, quiet: bool) -> list:
+    """x-series frames (``atl03x``) of granules written to ``output`` as they are computed, in
+    bounded memory: granules one after the other, in the given order (each on every core), their
+    rows beam after beam in frame order, as a file written whole holds them. A granule that fails
+    is left out (its rows wait in a spill file until it is done); the file is written unless every
+    granule failed. Returns the failed granules' results."""
+    from .engine import iter_granule
+    from .formats.destination import write_error
+    from .formats.output import OutputWriter
+    from .formats.stream import Spill, frame_rows
+
+    started = time.perf_counter()
+    failed: list = []
+    bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
+    summary = _Summary("atl03x")
+    try:
+        with OutputWriter(output, fmt, kind="atl03x", parms=parms.to_dict(), granules=names) as writer:
+            for name in names:
+                spill = Spill(output)
+                error = None
+                for part in iter_granule(asset, name, parms, "atl03x"):
+                    if part.result.error is not None:
+                        error = part.result
+                        break
+                    if part.result.rows:
+                        spill.add(writer.table(part.result))
+                        summary.add(frame_rows(part.result))
+                if bar is not None:
+                    bar.update(1)
+                if error is not None:
+                    failed.append(error)
+                    spill.drop()
+                    continue
+                for table in spill.tables():
+                    writer.add_table(table)
+            if names and len(failed) == len(names):
+                writer.abort()
+    except OSError as exc:
+        raise write_error(output, exc) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet and not (names and len(failed) == len(names)):
+        summary.print(output, time.perf_counter() - started)
+    return failed
+
+
 def _granule_bar(total: int):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="granule", desc="granules", leave=False)
 
 
-_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents"}
-_HEIGHT = {"atl06": "h_mean", "atl03s": "height", "atl08": "h_canopy"}
+_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
+_HEIGHT = {"atl06": "h_mean", "atl03s": "height", "atl08": "h_canopy", "atl03x": "height"}
 
 
 class _Summary:
@@ -502,14 +528,14 @@ class _Summary:
     def _keys(self, columns: dict):
         import numpy as np
 
-        if self.kind == "atl03s":
+        if self.kind in ("atl03s", "atl03x"):
             return columns["track"].astype(np.int64) * 2 + columns["pair"]
         if "gt" not in columns:   # compact elevations carry no beam
             return np.zeros(len(columns[_HEIGHT[self.kind]]), dtype=np.int64)
         return columns["gt"].astype(np.int64)
 
     def _label(self, key: int) -> str:
-        return f"{key // 2}/{key % 2}" if self.kind == "atl03s" else str(key or "all")
+        return f"{key // 2}/{key % 2}" if self.kind in ("atl03s", "atl03x") else str(key or "all")
 
     def print(self, output: Path, elapsed: float) -> None:
         import numpy as np
@@ -519,7 +545,7 @@ class _Summary:
             return
         span = np.array([self.t0, self.t1], dtype="datetime64[ns]")
         print(f"time span: {span[0]} .. {span[1]} UTC")
-        label = "track/pair" if self.kind == "atl03s" else "gt"
+        label = "track/pair" if self.kind in ("atl03s", "atl03x") else "gt"
         print(f"{label:>10} {'heights':>8} {'mean_h':>10} {'min_h':>10} {'max_h':>10}")
         for k, (n, total, lo, hi) in sorted(self.per.items()):
             mean = total / n if n else np.nan

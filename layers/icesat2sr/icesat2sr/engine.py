@@ -12,8 +12,9 @@ A new kind plugs in with one function registered by :func:`kind_step`: it gets a
 :class:`ChunkData` (one batch of extents and the photons they index) and returns the tables of
 that batch as a partial :class:`GranuleResult`.
 
-SlideRule's x-series photon frame (``atl03x``) is made per beam, not in chunks (its surface fit
-lays extents over a whole beam's selected photons).
+SlideRule's x-series (``atl03x``) goes chunk by chunk too: each chunk's photon frame is made on
+the thread pool and each beam's surface fit (``xseries.SurfaceFitter``, a resumable walk over the
+beam's selected photons) is fed its chunks in order.
 
 ``process_granule`` (the whole granule at once) is what callers that return every row whole run
 (the Python API, the x-series); the CLI's files, the local server and the worker Lambda take the
@@ -74,6 +75,8 @@ class ChunkData:
         YAPC scores of the window's photons, when the request has ``yapc``.
     parms : Parms
     kind : str
+    first : int
+        Index in the beam of the window's first photon.
     """
 
     beam: Beam
@@ -82,10 +85,12 @@ class ChunkData:
     yapc: np.ndarray | None
     parms: Parms
     kind: str
+    first: int = 0
 
 
 KIND_STEPS: dict[str, Callable[[ChunkData], GranuleResult]] = {}
 KINDS = ("atl06", "atl03s", "atl08", "atl03x")
+XPHOREAL = "atl03x-phoreal"  # the step of atl03x with phoreal (and no fit): PhoREAL's extents, x-series columns
 
 
 def kind_step(kind: str) -> Callable:
@@ -121,6 +126,13 @@ def vegetation_step(chunk: ChunkData) -> GranuleResult:
 
     rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
     return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins)
+
+
+@kind_step(XPHOREAL)
+def phoreal_frame_step(chunk: ChunkData) -> GranuleResult:
+    """atl03x with ``phoreal``: PhoREAL of every extent of the batch, as SlideRule's x-series frame."""
+    frame = xseries.phoreal_frame(chunk.beam, chunk.extents, chunk.parms, chunk.first)
+    return GranuleResult(chunk.beam.granule, "atl03x", frame=frame)
 
 
 @kind_step("atl03s")
@@ -258,10 +270,10 @@ def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06",
         with GranuleReader(asset, resource, parms) as reader:
             stats["open_s"] = time.perf_counter() - t0
             stats["photons"] = float(sum(p.n_photons for p in reader.beams))
-            if kind == "atl03x":
-                yield from _xseries_parts(reader, parms, stats)
+            if kind == "atl03x" and (parms.fit or parms.phoreal is None):
+                yield from _xseries_parts(reader, parms, stats, workers or WORKERS, chunk_photons)
                 return
-            job = _Job(reader, parms, kind, stats, chunk_photons)
+            job = _Job(reader, parms, kind, stats, chunk_photons, step=XPHOREAL if kind == "atl03x" else kind)
             for parts in _ordered(job.tasks(), workers or WORKERS):
                 yield from parts
     except ResourceError as exc:
@@ -273,26 +285,59 @@ def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06",
         stats["total_s"] = time.perf_counter() - t0
 
 
-def _xseries_parts(reader: GranuleReader, parms: Parms, stats: dict) -> Iterator[Part]:
-    """atl03x: one part per beam, its photon frame (or that frame's surface fit) made whole."""
-    beams = len(reader.beams)
-    for b, plan in enumerate(reader.beams):
-        t = time.perf_counter()
-        beam = with_photons(plan.segments, reader.photons(plan, 0, plan.n_photons))
-        stats["read_s"] = stats.get("read_s", 0.0) + time.perf_counter() - t
-        t = time.perf_counter()
-        yapc = None
-        if parms.yapc is not None and parms.yapc.version != 0:
-            from .science.yapc import yapc_scores
-            yapc = yapc_scores(beam, parms.yapc, min_photons=parms.cnt)
-        elif parms.yapc is not None:
-            yapc = beam.weight_ph
-        conf, mask = select(beam, parms, yapc, beam.photon_segment())
-        frame = xseries.photon_frame(beam, parms, conf, mask, yapc, beam.extra.get("ancillary"))
+def _xseries_parts(reader: GranuleReader, parms: Parms, stats: dict, workers: int,
+                   chunk_photons: int | None) -> Iterator[Part]:
+    """atl03x in chunks: each chunk's photon frame is made on the thread pool (read, select,
+    frame), each beam's surface fit is fed its chunks in order here; parts come beam by beam."""
+    job = _Job(reader, parms, "atl03x", stats, chunk_photons)
+    fitters: dict[int, xseries.SurfaceFitter] = {}
+    seq = itertools.count()
+    for chunk, frame in _ordered((_FrameTask(job, c) for c in _xseries_chunks(job)), workers):
         if parms.fit:
-            frame = xseries.surface_fit(frame, parms)
-        stats["step_s"] = stats.get("step_s", 0.0) + time.perf_counter() - t
-        yield Part(GranuleResult(reader.resource, "atl03x", frame=frame), b, 0, _NEVER, beams)
+            t = time.perf_counter()
+            fitter = fitters.setdefault(chunk.beam, xseries.SurfaceFitter(parms, BATCH_ENTRIES))
+            if frame is None and chunk.last_of_beam and fitter.rest is not None:
+                frame = {k: v[:0] for k, v in fitter.rest.items()}
+            frame = fitter.feed(frame, final=chunk.last_of_beam) if frame is not None else None
+            job.add("step_s", time.perf_counter() - t)
+        if frame is not None and len(frame["x_atc"]):
+            yield Part(GranuleResult(reader.resource, "atl03x", frame=frame), chunk.beam, next(seq), _NEVER,
+                       len(reader.beams))
+
+
+def _xseries_chunks(job: _Job) -> Iterator[_Chunk]:
+    """Chunks of each beam's photons (a beam as one run: the x-series frame spans gaps), beam by beam."""
+    parms = job.parms
+    overlap = parms.len / parms.res if parms.fit else 1.0
+    target = job.chunk_photons or int(max(1000, min(CHUNK_PHOTONS, BATCH_ENTRIES / max(1.0, overlap))))
+    bounds = _chunk_bounds(job.reader.beams, target)
+    for b, plan in enumerate(job.reader.beams):
+        m = len(plan.segments.segment_id)
+        cuts = [0, *(int(e) for e in bounds[b] if 0 < e < m), m]
+        for s0, s1 in itertools.pairwise(cuts):
+            yield _Chunk(plan, b, (0, m), 0, s0, s1, final=s1 == m, last_of_beam=s1 == m)
+
+
+class _FrameTask:
+    """The x-series photon frame of one chunk (``None`` when the chunk has no photons)."""
+
+    def __init__(self, job: _Job, chunk: _Chunk):
+        self.job, self.chunk = job, chunk
+
+    def __call__(self) -> tuple[_Chunk, dict[str, np.ndarray] | None]:
+        c, parms = self.chunk, self.job.parms
+        counts = c.plan.segments.segment_ph_cnt
+        ends = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+        a, b = int(ends[c.s0]), int(ends[c.s1])
+        if a == b:
+            return c, None
+        window = _Window.read(self, a, b)
+        t = time.perf_counter()
+        conf, mask, yapc = window.select()
+        frame = xseries.photon_frame(window.beam, parms, conf, mask, yapc, window.beam.extra.get("ancillary"),
+                                     segment=window_segments(counts, a, b - a), first=a)
+        self.job.add("select_s", time.perf_counter() - t)
+        return c, frame
 
 
 def select(beam: Beam, parms: Parms, yapc: np.ndarray | None, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -356,6 +401,7 @@ class _Job:
     kind: str
     stats: dict
     chunk_photons: int | None = None
+    step: str = ""              # the per-kind step (default: the kind's)
     waits: dict = field(default_factory=dict)
 
     def tasks(self) -> Iterator[Callable[[], list[Part]]]:
@@ -385,7 +431,8 @@ class _Job:
                     key = int(np.searchsorted(edges, s0, side="right"))
                     chunks.append(_Chunk(plan, b, (r0, r1), int(first_photon[r0]), s0 - r0, s1 - r0,
                                          final=s1 == r1, last_of_beam=s1 == len(ids), order=(key, b, s0)))
-        chunks.sort(key=lambda c: c.order)
+        # x-series frames are written beam after beam: their chunks go in that order
+        chunks.sort(key=(lambda c: (c.beam, c.order)) if self.kind == "atl03x" else (lambda c: c.order))
         return chunks
 
     def add(self, key: str, seconds: float) -> None:
@@ -507,7 +554,8 @@ class _Task:
                 extents.segment += c.run[0]
                 job.add("extents_s", time.perf_counter() - t)
                 t = time.perf_counter()
-                result = KIND_STEPS[job.kind](ChunkData(window.beam, extents, conf, yapc, parms, job.kind))
+                data = ChunkData(window.beam, extents, conf, yapc, parms, job.kind, first=c.run_photons + window.a)
+                result = KIND_STEPS[job.step or job.kind](data)
                 job.add("step_s", time.perf_counter() - t)
                 parts.append(self._part(result, self._horizon(window, int(walk.first[b]) if b < len(walk) else None)))
             if not parts:

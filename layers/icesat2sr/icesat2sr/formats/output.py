@@ -48,7 +48,8 @@ EXTENSIONS = {".parquet": "geoparquet", ".geoparquet": "geoparquet", ".feather":
               ".csv": "csv", ".h5": "h5", ".hdf5": "h5"}
 """File extension -> format, for the CLI's ``-o``."""
 RECORD_INFO = {"atl03x": {"time": XTIME, "x": "longitude", "y": "latitude", "z": "height"},
-               "atl03x-fit": {"time": XTIME, "x": "longitude", "y": "latitude", "z": "h_mean"}}
+               "atl03x-fit": {"time": XTIME, "x": "longitude", "y": "latitude", "z": "h_mean"},
+               "atl03x-phoreal": {"time": XTIME, "x": "longitude", "y": "latitude", "z": "h_canopy"}}
 
 
 def format_of(path: str | os.PathLike) -> str:
@@ -158,7 +159,8 @@ def file_metadata(schema, kind: str, parms: Mapping | None, *, geo: bool, granul
     if kind == "atl03x":
         srctbl = {str(i): g for i, g in enumerate(granules)}
         meta[b"meta"] = json.dumps({"endpoint": "atl03x", "srctbl": srctbl}).encode()
-        meta[b"recordinfo"] = json.dumps(RECORD_INFO["atl03x-fit" if fit else "atl03x"]).encode()
+        stage = "atl03x-fit" if fit else "atl03x-phoreal" if (parms or {}).get("phoreal") is not None else "atl03x"
+        meta[b"recordinfo"] = json.dumps(RECORD_INFO[stage]).encode()
     return meta
 
 
@@ -231,13 +233,17 @@ class OutputWriter(FinishOnExit):
         """Append one result's rows (a failed granule adds nothing)."""
         if result.error is not None:
             return
-        table = result_table(result, geo=self.format == "geoparquet", fields=self.fields,
-                             srcid=self._srcid.get(result.granule, 0), flat=self.format == "csv")
+        table = self.table(result)
         if table.num_rows == 0:   # its dtypes may be placeholders: only used when nothing else comes
             if self._empty is None:
                 self._empty = table
             return
         self._write(table)
+
+    def table(self, result: GranuleResult):
+        """The table this file holds for a (partial) result (:func:`result_table` with its options)."""
+        return result_table(result, geo=self.format == "geoparquet", fields=self.fields,
+                            srcid=self._srcid.get(result.granule, 0), flat=self.format == "csv")
 
     def rows_table(self, time_ns: np.ndarray, columns: dict, lon: np.ndarray, lat: np.ndarray):
         """The table this file holds for some frame rows (:func:`rows_table` with its options)."""

@@ -67,6 +67,16 @@ def result_rows(result: GranuleResult) -> Rows:
     return Rows(*frame_columns(result))
 
 
+def frame_rows(result: GranuleResult) -> Rows:
+    """Time, track/pair and height (photon ``height``, fitted ``h_mean`` or PhoREAL ``h_canopy``) of
+    an x-series (partial) result's rows, for summaries."""
+    frame = result.frame
+    gt = frame["gt"].astype(np.int64) // 10                  # 1..6: gt1l, gt1r, gt2l, ...
+    height = frame[next(h for h in ("h_mean", "h_canopy", "height") if h in frame)]
+    columns = {"track": (gt + 1) // 2, "pair": (gt + 1) % 2, "height": height}
+    return Rows(frame["time_ns"], columns, frame["longitude"], frame["latitude"])
+
+
 class TimeOrder:
     """Partial results of one granule in, rows out in the order of a stable sort by time.
 

@@ -285,17 +285,15 @@ class Parms:
         has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
         PhoREAL). Ancillary fields are not carried to PhoREAL results yet: refused, not dropped.
         ``atl03x`` (SlideRule's x-series) filters on ``podppd`` 1 (nominal segments only) unless the
-        request says otherwise, as SlideRule's atl03x; its PhoREAL stage is not implemented.
+        request says otherwise, as SlideRule's atl03x; with ``phoreal`` (and no ``fit``, which comes
+        first, as in SlideRule) it gives PhoREAL's frame.
 
         Raises
         ------
         ParameterError
-            ``atl08`` with ancillary fields; ``atl03x`` with ``phoreal``.
+            ``atl08`` with ancillary fields.
         """
         if kind == "atl03x":
-            if self.phoreal is not None:
-                raise ParameterError("phoreal", "PhoREAL on atl03x (SlideRule's x-series) is not supported yet: "
-                                                "use atl08p")
             return self if self.podppd is not None else replace(self, podppd=X_PODPPD)
         if kind != "atl08":
             return self

@@ -195,18 +195,23 @@ def _num_bins(span: np.ndarray, binsize: float) -> tuple[np.ndarray, np.ndarray]
 
 
 def geolocation(offsets: np.ndarray, time_ns: np.ndarray, latitude: np.ndarray, longitude: np.ndarray,
-                x_rel: np.ndarray, distance: np.ndarray, geoloc: str = "median") -> dict[str, np.ndarray]:
+                x_rel: np.ndarray, distance: np.ndarray, geoloc: str = "median",
+                y_atc: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Time, position and along-track distance of each extent (every extent has a photon).
 
     ``median``: the middle photon in extent order (the mean of the middle two); ``mean``: the
     means; ``center``: the midpoint of the minimum and maximum of each. ``x_atc`` is the photon's
     centre-relative ``x_rel`` plus the extent centre ``distance``.
 
+    ``y_atc`` (the photons' across-track distance), when given, is located the same way (float64
+    arithmetic, as SlideRule's x-series PhoREAL, stored as float32).
+
     Returns
     -------
     dict
         ``time`` (i8 ns), ``latitude``, ``longitude`` (f8), ``x_atc`` (f4), ``photon`` (i8: the
-        photon nearest in time to ``time``, the first of equals, whose cover flags the extent takes).
+        photon nearest in time to ``time``, the first of equals, whose cover flags the extent takes)
+        and, with ``y_atc``, ``y_atc`` (f4).
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     counts = np.diff(offsets)
@@ -215,6 +220,7 @@ def geolocation(offsets: np.ndarray, time_ns: np.ndarray, latitude: np.ndarray, 
     time_ns = np.asarray(time_ns, dtype=np.int64)
     x_rel = np.asarray(x_rel, dtype=np.float32)
     distance = np.asarray(distance, dtype=np.float64)
+    y = np.zeros(len(time_ns)) if y_atc is None else np.asarray(y_atc, dtype=np.float64)
     if geoloc == "median":
         c = start + counts // 2
         b = np.where(counts % 2 == 1, c, c - 1)    # an odd count averages the middle photon with itself
@@ -222,24 +228,28 @@ def geolocation(offsets: np.ndarray, time_ns: np.ndarray, latitude: np.ndarray, 
         lat = (latitude[c] + latitude[b]) / 2
         lon = (longitude[c] + longitude[b]) / 2
         x = ((x_rel[c] + x_rel[b]) / np.float32(2)).astype(np.float64) + distance
+        across = (y[c] + y[b]) / 2
     elif geoloc == "mean":
         def mean(values):
             return np.bincount(owner, weights=values, minlength=len(counts)) / counts
         time = mean(time_ns.astype(np.float64)).astype(np.int64)
-        lat, lon = mean(latitude), mean(longitude)
+        lat, lon, across = mean(latitude), mean(longitude), mean(y)
         x = mean(x_rel.astype(np.float64) + distance[owner])
     elif geoloc == "center":
         def mid(values):
             return (np.minimum.reduceat(values, start) + np.maximum.reduceat(values, start)) / 2.0
         time = mid(time_ns.astype(np.float64)).astype(np.int64)
-        lat, lon = mid(latitude), mid(longitude)
+        lat, lon, across = mid(latitude), mid(longitude), mid(y)
         x = mid(x_rel.astype(np.float64)) + distance
     else:
         raise ValueError(f"geoloc must be mean, median or center, got {geoloc!r}")
     gap = np.abs(time_ns - time[owner]).astype(np.float64)
     hit = np.flatnonzero(gap == np.minimum.reduceat(gap, start)[owner])
     nearest = hit[np.unique(owner[hit], return_index=True)[1]]
-    return {"time": time, "latitude": lat, "longitude": lon, "x_atc": x.astype(np.float32), "photon": nearest}
+    out = {"time": time, "latitude": lat, "longitude": lon, "x_atc": x.astype(np.float32), "photon": nearest}
+    if y_atc is not None:
+        out["y_atc"] = across.astype(np.float32)
+    return out
 
 
 def vegetation_rows(beam: Beam, extents: Extents, classes: np.ndarray, settings: Phoreal
@@ -262,8 +272,7 @@ def vegetation_rows(beam: Beam, extents: Extents, classes: np.ndarray, settings:
         :data:`VEGETATION` rows; with ``send_waveform`` the :data:`WAVEFORM` heads and their
         float32 bins (one after the other), else None, None.
     """
-    keep = np.flatnonzero(extents.count > 0)
-    offsets = np.concatenate(([0], np.cumsum(extents.count[keep]))).astype(np.int64)
+    keep, offsets = _with_photons(extents)
     p = extents.photon
     relief = beam.h_ph[p] if settings.use_abs_h else beam.relief[p]
     m = canopy_metrics(offsets, classes[p], beam.h_ph[p], relief, settings.binsize, settings.send_waveform)
@@ -289,4 +298,20 @@ def vegetation_rows(beam: Beam, extents: Extents, classes: np.ndarray, settings:
     return rows, heads, m["waveform"]
 
 
-__all__ = ["above_classifier", "canopy_metrics", "geolocation", "vegetation_rows"]
+def across_track(beam: Beam, extents: Extents, settings: Phoreal) -> np.ndarray:
+    """Across-track distance (f4) of each record of :func:`vegetation_rows`, located as its
+    position is (``geoloc``): SlideRule's x-series PhoREAL frame has it, its record does not."""
+    keep, offsets = _with_photons(extents)
+    p = extents.photon
+    geo = geolocation(offsets, delta_time_to_ns(beam.delta_time[p]), beam.lat_ph[p], beam.lon_ph[p],
+                      extents.x_rel, extents.distance[keep], settings.geoloc, y_atc=beam.dist_ph_across[p])
+    return geo["y_atc"]
+
+
+def _with_photons(extents: Extents) -> tuple[np.ndarray, np.ndarray]:
+    """The extents with photons and the CSR offsets of their photons."""
+    keep = np.flatnonzero(extents.count > 0)
+    return keep, np.concatenate(([0], np.cumsum(extents.count[keep]))).astype(np.int64)
+
+
+__all__ = ["above_classifier", "across_track", "canopy_metrics", "geolocation", "vegetation_rows"]

@@ -17,6 +17,7 @@ number keeps its unit and dtype across Lambda, S3 and HTTP boundaries.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import msgpack
@@ -277,6 +278,15 @@ def unpack(data: bytes) -> GranuleResult:
     merged = concat([results[i] for i in parts], last.kind, compact=_compact(results))
     merged.granule, merged.error, merged.stats = last.granule, last.error, last.stats
     return merged
+
+
+def iter_unpack(stream) -> Iterator[GranuleResult]:
+    """The results packed one after the other in a binary stream (a granule's parts, then its
+    closing result), one at a time: a granule's parts are never held together."""
+    for body in msgpack.Unpacker(stream, raw=False, max_buffer_size=1 << 31):
+        if not (isinstance(body, dict) and body.get("format") == "icesat2sr-result/1"):
+            raise ValueError("not an icesat2sr result")
+        yield _result(body)
 
 
 def _result(body: dict) -> GranuleResult:

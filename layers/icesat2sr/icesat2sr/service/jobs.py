@@ -598,7 +598,7 @@ def _write_granules(s3, bucket: str, job: str, kind: str, names: list[str], even
 
     ``merged`` (for ``output.msgpack``) is None for the x-series, whose granules are dropped once written.
     """
-    from ..science.records import concat, unpack
+    from ..science.records import concat, iter_unpack, unpack
 
     present = {m[1] for k in list_keys(s3, bucket, job_prefix(job))
                if (m := _GRANULE_KEY.match(k[len(job_prefix(job)):]))}
@@ -610,16 +610,34 @@ def _write_granules(s3, bucket: str, job: str, kind: str, names: list[str], even
                 "no result: the worker failed or timed out after its retries")
             failures.append({"granule": name, "code": -1, "reason": reason})
             continue
-        result = unpack(s3.get_object(Bucket=bucket, Key=granule_key(job, name))["Body"].read())
+        body = s3.get_object(Bucket=bucket, Key=granule_key(job, name))["Body"]
+        if kind == "atl03x":   # its parts go to the files one at a time (a failed granule has none)
+            note = _failure_note(s3, bucket, job, name)
+            result = _add_parts(iter_unpack(body), files, skip=note is not None)
+        else:
+            result = unpack(body.read())
         seconds.append(result.stats.get("lambda_s", 0.0))
         if result.error:
             failures.append({"granule": name, "code": result.error[0], "reason": result.error[1]})
-        for writer in files.values():
-            writer.add(result)
         if kind != "atl03x":
+            for writer in files.values():
+                writer.add(result)
             kept.append(result)
     merged = None if kind == "atl03x" else concat(kept, kind, compact=compact)
     return failures, seconds, files["parquet"].rows, merged
+
+
+def _add_parts(results: Iterator, files: dict, skip: bool):
+    """Add a granule's streamed parts to the files (none when ``skip``); returns its closing result."""
+    previous = None
+    for result in results:
+        if previous is not None and not skip:
+            for writer in files.values():
+                writer.add(previous)
+        previous = result
+    if previous is None:
+        raise ValueError("not an icesat2sr result")
+    return previous
 
 
 def _upload_files(s3, bucket: str, job: str, parms, files: dict, merged) -> tuple[dict, dict]:

@@ -190,7 +190,9 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     endpoint = _ROUTES.get(route)
     try:
         if endpoint is None:
-            raise NotFound(f"no endpoint {_shorten(route) or '/'}")
+            offered = ", ".join(r for r in _ROUTES if r.startswith("/source/"))
+            raise NotFound(f"no endpoint {_shorten(route) or '/'}; this server offers {offered} "
+                           "(its x-series is atl03x, with fit or phoreal; atl06x/atl08x are not offered)")
         if method.upper() not in ("GET", "POST"):
             return _json({"error": f"method {_shorten(method)} not allowed"}, 405)
         return endpoint(parse_body(body), headers, config)
@@ -514,7 +516,7 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
         yield wire.exception_record(wire.EMPTY_SUBSET, wire.WARNING_LEVEL, "no granules match the request")
         if writer is None:
             return
-    ordered = _ordered_output(writer, job) if writer is not None and job.kind in STREAMED_KINDS else None
+    ordered = _ordered_output(writer, job) if writer is not None and job.kind in TIME_ORDERED_KINDS else None
     done = 0
     counts: dict[str, tuple[int, int]] = {}   # rows and extents sent in parts, per granule
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
@@ -530,6 +532,8 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 counts[item.result.granule] = (rows + more[0], extents + more[1])
                 if ordered is not None:
                     ordered.part(item.result.granule, item.result, item.beam, item.horizon_ns, item.beams)
+                elif writer is not None:   # x-series frames: written as they come
+                    writer.add(item.result)
                 else:
                     yield from _coalesce(wire.data_records(item.result))
             elif isinstance(item, str):  # the request's deadline passed: the names not done
@@ -631,7 +635,8 @@ class Partial:
     beams: int = 1
 
 
-STREAMED_KINDS = ("atl03s", "atl06", "atl08")   # rows stream chunk by chunk; the x-series' frames come whole
+STREAMED_KINDS = ("atl03s", "atl06", "atl08", "atl03x")   # every kind's rows come chunk by chunk
+TIME_ORDERED_KINDS = ("atl03s", "atl06", "atl08")   # their files hold each granule's rows in time order
 
 
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
