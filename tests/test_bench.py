@@ -48,7 +48,7 @@ def test_not_found_says_why(monkeypatch, tmp_path):
                "fit": {"extents": 1, "entries": 1, "fit_cpu_s": 1.0, "previous_fit_missing": missing,
                        "peak_rss_mb": 1.0}}
     stage = {"wall_s": 1.0, "cpu_s": 1.0, "peak_rss_mb": 1.0, "photons": 1.0, "rows": 1.0}
-    stages = ("h5py", "read", "atl06", "atl06_rec", "atl03s", "atl03x", "atl03x_fit", "atl08")
+    stages = ("h5py", "read", "atl06", "atl06_rec", "atl03s", "atl03x", "atl03x_fit", "atl08", "cli")
     figures.update({k: stage for k in stages})
     [line] = [x for x in bench.report(figures).splitlines() if x.startswith("fit before issue 11")]
     assert line.endswith(f" not measured: {missing}")

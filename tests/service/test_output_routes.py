@@ -64,6 +64,26 @@ def test_the_file_comes_back_and_nothing_stays_on_the_server(config, synth_dir, 
     assert json.loads(meta[b"sliderule"])["output"]["path"] == target and b"geo" in meta
 
 
+@pytest.mark.parametrize("endpoint, command, parms", [
+    ("/source/atl06p", "atl06", {"cnf": 1, "len": 40.0, "res": 10.0}),
+    ("/source/atl08p", "atl08", {"phoreal": {"send_waveform": True}}),
+    ("/source/atl03sp", "atl03s", {"cnf": 3}),
+])
+def test_a_file_written_chunk_by_chunk_equals_the_cli_file_row_for_row(synth_dir, synth_names, tmp_path, endpoint,
+                                                                       command, parms):
+    """Two worker processes, their granules' parts interleaved: each granule's rows in time order, granules
+    in the request's order, as in the CLI's file."""
+    config = routes.Config(path=str(synth_dir), workers=2, heartbeat_s=0.05, scratch=str(tmp_path / "scratch"))
+    names = list(reversed(synth_names))
+    request = {"resources": names, "parms": {**parms, "output": {"path": "x.parquet", "format": "parquet"}}}
+    content = streamed_file(wire.decode(body_of(call(config, endpoint, request))), "x.parquet")
+    reference = tmp_path / "cli.parquet"
+    assert cli([command, *names, "--path", str(synth_dir), "--parms", json.dumps(parms), "-o", str(reference), "-q",
+                "--format", "parquet"]) == 0
+    ours, theirs = pq.read_table(io.BytesIO(content)), pq.read_table(reference)
+    assert ours.num_rows > 1000 and ours.equals(theirs)
+
+
 def test_atl03x_fields_and_metadata(config, synth_names):
     request = {"resources": synth_names[:1],
                "parms": {"cnf": 4, "beams": ["gt2l"], "output": {"path": "x.parquet", "format": "parquet",

@@ -104,8 +104,9 @@ def test_rqst_timeout_ends_the_stream_and_names_what_was_not_done(config, synth_
 def test_node_timeout_stops_one_granule_and_reports_it(synth_dir, synth_names):
     asset = resolve_asset("atlas-local", str(synth_dir))
     started = time.monotonic()
-    results = [r for r in routes.run_granules(asset, synth_names, Parms.from_dict({"cnf": 0, "maxi": 50, "res": 1.0}),
-                                              "atl06", workers=2, heartbeat_s=0.05, granule_timeout=0.5) if r]
+    items = [r for r in routes.run_granules(asset, synth_names, Parms.from_dict({"cnf": 0, "maxi": 50, "res": 1.0}),
+                                            "atl06", workers=2, heartbeat_s=0.05, granule_timeout=0.5) if r]
     assert time.monotonic() - started < 3
+    results = [r for r in items if not isinstance(r, routes.Partial)]   # parts may come before the stop
     assert sorted(r.granule for r in results) == synth_names
     assert all(r.error and r.error[0] == wire.TIMEOUT and "node_timeout" in r.error[1] for r in results)

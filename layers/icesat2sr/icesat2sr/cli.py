@@ -179,39 +179,8 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
     return Parms.from_dict(data)
 
 
-def summary_frame(results: list, kind: str):
-    """Time, ground track and height of every row (for :func:`print_summary`)."""
-    import numpy as np
-    import pandas as pd
-
-    from .science.records import EXTENT, concat
-
-    ok = [r for r in results if r.error is None]
-    if kind == "atl03x":
-        frame = concat(ok, kind).frame or {}
-        height = "h_mean" if "h_mean" in frame else "height"
-        data = {"gt": frame.get("gt", np.zeros(0, np.uint8)), height: frame.get(height, np.zeros(0))}
-        time_ns = frame.get("time_ns", np.zeros(0, np.int64))
-    elif kind in ("atl06", "atl08"):
-        merged = concat(ok, kind)
-        rows, height = (merged.elevations, "h_mean") if kind == "atl06" else (merged.vegetation, "h_canopy")
-        data = {"gt": rows["gt"]} if "gt" in rows.dtype.names else {}
-        data[height] = rows[height]
-        time_ns = rows["time"]
-    else:
-        merged = concat(ok, kind)
-        counts = np.diff(merged.offsets)
-        heads = merged.extents if len(merged.extents) else np.zeros(0, EXTENT)
-        data = {"track": np.repeat(heads["track"], counts), "pair": np.repeat(heads["pair"], counts),
-                "height": merged.photons["height"]}
-        time_ns = merged.photons["time"]
-    index = pd.Index(np.asarray(time_ns, dtype=np.int64).view("datetime64[ns]"), name="time")
-    return pd.DataFrame(data, index=index).sort_index()
-
-
 def _run_process(args) -> int:
-    from .engine import run_many
-    from .formats.destination import check_destination, write_results
+    from .formats.destination import check_destination
     from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
 
@@ -223,22 +192,10 @@ def _run_process(args) -> int:
     for name in args.resources:
         check_resource_name(name)
     check_destination(args.output, asset, args.resources, fmt=args.format)
-    started = time.perf_counter()
-    if args.kind in STREAMED:   # photons stream to the file: never held whole
-        failed = stream_photons(asset, list(dict.fromkeys(args.resources)), parms, args.output, fmt, args.quiet,
-                                keep_failed=False, kind=args.kind)
-        if failed:
-            raise Icesat2srError("; ".join(r.error[1] for r in failed))
-        return 0
-    results = list(run_many(asset, args.resources, parms, args.kind, workers=args.workers,
-                            progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
-    failed = [r for r in results if r.error]
+    failed = stream_results(asset, list(dict.fromkeys(args.resources)), parms, args.kind, args.output, fmt,
+                            quiet=args.quiet, workers=args.workers, timeout=args.granule_timeout, atomic=False)
     if failed:
         raise Icesat2srError("; ".join(r.error[1] for r in failed))
-    names = list(dict.fromkeys(args.resources))
-    write_results(results, args.kind, args.output, fmt, parms.to_dict(), names)
-    if not args.quiet:
-        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
@@ -388,8 +345,7 @@ def _run_discovered(args) -> int:
     exit 0 when at least one granule succeeded (or none matched: an empty result is written),
     1 when every selected granule failed (nothing is written)."""
     from .discovery.find import find_granules
-    from .engine import run_many
-    from .formats.destination import check_destination, write_results
+    from .formats.destination import check_destination
     from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset
 
@@ -407,113 +363,132 @@ def _run_discovered(args) -> int:
     if not args.quiet and not args.resources:
         print(f"{len(names)} granule{'s' * (len(names) != 1)} selected ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
-    if args.kind in STREAMED:   # photons stream to the file, a granule at a time
-        failed = stream_photons(asset, list(names), parms, args.output, fmt, args.quiet, keep_failed=True,
-                                kind=args.kind)
-        results = failed
-    else:
-        results = list(run_many(asset, names, parms, args.kind, workers=args.workers,
-                                progress=not args.quiet and sys.stderr.isatty(), timeout=args.granule_timeout))
+    if args.kind == "atl03x":   # frames stream to the file, a granule at a time
+        results = stream_frames(asset, list(names), parms, args.output, fmt, args.quiet)
+    else:   # rows stream to the file, a chunk at a time
+        results = stream_results(asset, list(names), parms, args.kind, args.output, fmt, quiet=args.quiet,
+                                 workers=args.workers, timeout=args.granule_timeout, atomic=True)
     failed = sorted((r for r in results if r.error), key=lambda r: r.granule)
     for r in failed:
         print(f"failed: {r.error[1]}", file=sys.stderr)
     if names and len(failed) == len(names):
         print(f"error: all {len(names)} selected granules failed; nothing written", file=sys.stderr)
         return 1
-    if args.kind not in STREAMED:
-        write_results(results, args.kind, args.output, fmt, parms.to_dict(), list(names))
     if not names:
         print(f"no granule matched the request; wrote an empty result to {args.output}", file=sys.stderr)
     elif failed:
         print(f"{len(failed)} of {len(names)} granules failed; the others' results are in {args.output}",
               file=sys.stderr)
-    if not args.quiet and args.kind not in STREAMED:
-        print_summary(summary_frame(results, args.kind), args.kind, args.output, time.perf_counter() - started)
     return 0
 
 
-STREAMED = ("atl03s", "atl03x")   # kinds whose rows stream to the output file
+def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt: str, *, quiet: bool = False,
+                   workers: int | None = None, timeout: float | None = None, atomic: bool) -> list:
+    """Granules' results (atl06, atl03s or atl08) written to ``output`` as they are computed, in
+    bounded memory.
 
-
-def stream_photons(asset, names: list[str], parms, output: Path, fmt: str, quiet: bool, *,
-                   keep_failed: bool, kind: str = "atl03s") -> list:
-    """Photon subsets (``atl03s``) or x-series frames (``atl03x``) of granules written to ``output``
-    as they are computed, in bounded memory.
-
-    Granules are processed one after the other, in the given order (each on every core), their rows
-    as a file written whole holds them (atl03s: in time order within each granule; atl03x: beam
-    after beam, in frame order). With ``keep_failed`` a
-    granule that fails is left out (its rows wait in a spill file until it is done); otherwise the
-    first failure stops everything and nothing is written. Returns the failed granules' results.
+    Each granule runs in a child process of its own (at most ``workers`` at a time, each on every
+    core; ``timeout`` seconds at most), sending its partial results back chunk by chunk; the file
+    holds each granule's rows in time order, granules in the given order, as a file written from
+    whole results does (:class:`icesat2sr.formats.stream.OrderedOutput`). With ``atomic`` a granule
+    that fails is left out (its rows wait in a spill file until it is done) and the file is
+    written unless every granule failed; otherwise the first failure stops everything and nothing
+    is written. Returns the failed granules' results.
     """
+    import os
+
+    from .engine import Part, empty_result, pooled
+    from .formats.destination import write_error
+    from .formats.output import OutputWriter
+    from .formats.stream import OrderedOutput
+
+    started = time.perf_counter()
+    failed: dict = {}
+    bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
+    summary = _Summary(kind)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
+    runs = pooled(asset, names, parms, kind, workers=workers, timeout=timeout, parts=True)
+    try:
+        with OutputWriter(output, fmt, kind=kind, parms=parms.to_dict(), granules=names) as writer:
+            out = OrderedOutput(writer, names, atomic=atomic, empty=lambda name: empty_result(name, parms, kind),
+                                on_rows=summary.add)
+            try:
+                for item in runs:
+                    if isinstance(item, Part):
+                        out.part(item.result.granule, item.result, item.beam, item.horizon_ns, item.beams)
+                        continue
+                    if item.error is not None:
+                        failed[item.granule] = item
+                    out.end(item.granule, failed=item.error is not None)
+                    if bar is not None:
+                        bar.update(1)
+                    if failed and not atomic:
+                        break
+                written = not failed or (atomic and len(failed) < len(names))
+                if not written:
+                    out.discard()
+                    writer.abort()
+                else:
+                    out.close()
+            except BaseException:
+                out.discard()
+                raise
+    except OSError as exc:
+        raise write_error(output, exc) from None
+    finally:
+        runs.close()
+        if bar is not None:
+            bar.close()
+    if not quiet and written:
+        summary.print(output, time.perf_counter() - started)
+    return [failed[name] for name in names if name in failed]
+
+
+def stream_frames(asset, names: list[str], parms, output: Path, fmt: str, quiet: bool) -> list:
+    """x-series frames (``atl03x``) of granules written to ``output`` as they are computed, in
+    bounded memory: granules one after the other, in the given order (each on every core), their
+    rows beam after beam in frame order, as a file written whole holds them. A granule that fails
+    is left out (its rows wait in a spill file until it is done); the file is written unless every
+    granule failed. Returns the failed granules' results."""
     from .engine import iter_granule
     from .formats.destination import write_error
     from .formats.output import OutputWriter
-    from .formats.stream import Spill, TimeOrder
+    from .formats.stream import Spill, frame_rows
 
     started = time.perf_counter()
     failed: list = []
     bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
-    summary = _Summary("photons" if kind == "atl03s" else "rows")
+    summary = _Summary("atl03x")
     try:
-        with OutputWriter(output, fmt, kind=kind, parms=parms.to_dict(), granules=names) as writer:
+        with OutputWriter(output, fmt, kind="atl03x", parms=parms.to_dict(), granules=names) as writer:
             for name in names:
-                spill = Spill(output) if keep_failed else None
-                error, order = None, None
-                for part in iter_granule(asset, name, parms, kind):
+                spill = Spill(output)
+                error = None
+                for part in iter_granule(asset, name, parms, "atl03x"):
                     if part.result.error is not None:
                         error = part.result
                         break
-                    if kind == "atl03x":
-                        _emit_frame(writer, spill, part.result, summary)
-                        continue
-                    order = order or TimeOrder(part.beams)
-                    _emit(writer, spill, order.push(part.result, part.beam, part.horizon_ns), summary)
-                if error is None and order is not None:
-                    _emit(writer, spill, order.flush(), summary)
+                    if part.result.rows:
+                        spill.add(writer.table(part.result))
+                        summary.add(frame_rows(part.result))
                 if bar is not None:
                     bar.update(1)
                 if error is not None:
                     failed.append(error)
-                    if spill is None:
-                        writer.abort()
-                        return failed
                     spill.drop()
-                elif spill is not None:
-                    for table in spill.tables():
-                        writer.add_table(table)
+                    continue
+                for table in spill.tables():
+                    writer.add_table(table)
+            if names and len(failed) == len(names):
+                writer.abort()
     except OSError as exc:
         raise write_error(output, exc) from None
     finally:
         if bar is not None:
             bar.close()
-    if not quiet:
+    if not quiet and not (names and len(failed) == len(names)):
         summary.print(output, time.perf_counter() - started)
     return failed
-
-
-def _emit(writer, spill, rows, summary) -> None:
-    if rows is None or not len(rows):
-        return
-    table = writer.rows_table(rows.time_ns, rows.columns, rows.lon, rows.lat)
-    if spill is not None:
-        spill.add(table)
-    else:
-        writer.add_table(table)
-    summary.add(rows)
-
-
-def _emit_frame(writer, spill, result, summary) -> None:
-    from .formats.stream import frame_rows
-
-    if not result.rows:
-        return
-    table = writer.table(result)
-    if spill is not None:
-        spill.add(table)
-    else:
-        writer.add_table(table)
-    summary.add(frame_rows(result))
 
 
 def _granule_bar(total: int):
@@ -522,11 +497,15 @@ def _granule_bar(total: int):
     return tqdm(total=total, unit="granule", desc="granules", leave=False)
 
 
-class _Summary:
-    """Photon counts, time span and heights per track/pair, gathered as rows stream past."""
+_UNITS = {"atl06": "elevations", "atl03s": "photons", "atl08": "vegetation extents", "atl03x": "rows"}
+_HEIGHT = {"atl06": "h_mean", "atl03s": "height", "atl08": "h_canopy", "atl03x": "height"}
 
-    def __init__(self, unit: str = "photons") -> None:
-        self.unit = unit
+
+class _Summary:
+    """Row counts, time span and heights per beam, gathered as rows stream past."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.rows, self.t0, self.t1, self.per = 0, None, None, {}
 
     def add(self, rows) -> None:
@@ -536,23 +515,41 @@ class _Summary:
         t = rows.time_ns
         self.t0 = t.min() if self.t0 is None else min(self.t0, t.min())
         self.t1 = t.max() if self.t1 is None else max(self.t1, t.max())
-        key = rows.columns["track"].astype(np.int64) * 2 + rows.columns["pair"]
+        key = self._keys(rows.columns)
+        height = rows.columns[_HEIGHT[self.kind]].astype(np.float64)
         for k in np.unique(key):
-            h = rows.columns["height"][key == k].astype(np.float64)
+            h = height[key == k]
             n, total, lo, hi = self.per.get(int(k), (0, 0.0, np.inf, -np.inf))
-            self.per[int(k)] = (n + len(h), total + h.sum(), min(lo, h.min()), max(hi, h.max()))
+            h = h[np.isfinite(h)]
+            if len(h):
+                total, lo, hi = total + h.sum(), min(lo, h.min()), max(hi, h.max())
+            self.per[int(k)] = (n + len(h), total, lo, hi)
+
+    def _keys(self, columns: dict):
+        import numpy as np
+
+        if self.kind in ("atl03s", "atl03x"):
+            return columns["track"].astype(np.int64) * 2 + columns["pair"]
+        if "gt" not in columns:   # compact elevations carry no beam
+            return np.zeros(len(columns[_HEIGHT[self.kind]]), dtype=np.int64)
+        return columns["gt"].astype(np.int64)
+
+    def _label(self, key: int) -> str:
+        return f"{key // 2}/{key % 2}" if self.kind in ("atl03s", "atl03x") else str(key or "all")
 
     def print(self, output: Path, elapsed: float) -> None:
         import numpy as np
 
-        print(f"{self.rows} {self.unit} -> {output} ({elapsed:.1f} s)")
+        print(f"{self.rows} {_UNITS[self.kind]} -> {output} ({elapsed:.1f} s)")
         if not self.rows:
             return
         span = np.array([self.t0, self.t1], dtype="datetime64[ns]")
         print(f"time span: {span[0]} .. {span[1]} UTC")
-        print(f"{'track/pair':>10} {'rows':>8} {'mean_h':>10} {'min_h':>10} {'max_h':>10}")
+        label = "track/pair" if self.kind in ("atl03s", "atl03x") else "gt"
+        print(f"{label:>10} {'heights':>8} {'mean_h':>10} {'min_h':>10} {'max_h':>10}")
         for k, (n, total, lo, hi) in sorted(self.per.items()):
-            print(f"{f'{k // 2}/{k % 2}':>10} {n:>8} {total / n:>10.2f} {lo:>10.2f} {hi:>10.2f}")
+            mean = total / n if n else np.nan
+            print(f"{self._label(k):>10} {n:>8} {mean:>10.2f} {lo:>10.2f} {hi:>10.2f}")
 
 
 def _add_index(sub) -> None:

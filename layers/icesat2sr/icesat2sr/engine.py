@@ -16,10 +16,11 @@ SlideRule's x-series (``atl03x``) goes chunk by chunk too: each chunk's photon f
 the thread pool and each beam's surface fit (``xseries.SurfaceFitter``, a resumable walk over the
 beam's selected photons) is fed its chunks in order.
 
-``process_granule`` (the whole granule at once) is what callers that want every row run: the
-CLI (in a process pool), the local server's atl06/atl08 and the worker Lambda. A granule that cannot
-be used yields a result carrying ``error = (code, message)`` instead of raising, so the others'
-results are kept.
+``process_granule`` (the whole granule at once) is what callers that return every row whole run
+(the Python API, the x-series); the CLI's files, the local server and the worker Lambda take the
+parts as they come (``pooled(..., parts=True)``, ``iter_granule``). A granule that cannot be used
+yields a result carrying ``error = (code, message)`` instead of raising, so the others' results are
+kept.
 """
 
 from __future__ import annotations
@@ -213,13 +214,27 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
         failed.stats = stats
         return failed
     parts.sort(key=lambda part: (part.beam, part.seq))
-    result = concat([p.result for p in parts], kind, compact=parms.compact, consume=True)
+    result = _with_columns(concat([p.result for p in parts], kind, compact=parms.compact, consume=True), parms, kind)
     result.granule = resource
+    result.stats = stats
+    return result
+
+
+def empty_result(resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
+    """The result of a granule that gave no row: its tables empty, with every column a result of
+    the request has (what a results file holds when no granule gives a row)."""
+    parms = parms.for_kind(kind)
+    result = _with_columns(concat([], kind, compact=parms.compact), parms, kind)
+    result.granule = resource
+    return result
+
+
+def _with_columns(result: GranuleResult, parms: Parms, kind: str) -> GranuleResult:
+    """Empty tables where no part gave any (the x-series frame, the requested ancillary fields)."""
     if kind == "atl03x" and not result.frame:
         result.frame = xseries.empty_frame(parms)
     if kind != "atl03x" and result.ancillary is None and parms.ancillary:
         result.ancillary = ancillary.empty_columns(parms)
-    result.stats = stats
     return result
 
 

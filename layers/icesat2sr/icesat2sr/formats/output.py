@@ -26,6 +26,7 @@ renamed by :meth:`OutputWriter.finish`: an interrupted write leaves the target a
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import errno
 import io
@@ -163,7 +164,28 @@ def file_metadata(schema, kind: str, parms: Mapping | None, *, geo: bool, granul
     return meta
 
 
-class OutputWriter:
+class FinishOnExit(abc.ABC):
+    """A file as a context manager: ``finish()`` when the block ends, ``abort()`` when it raises."""
+
+    @abc.abstractmethod
+    def finish(self):
+        """Complete the file."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drop the partial file."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
+
+
+class OutputWriter(FinishOnExit):
     """A results file written granule by granule: ``add()`` each result, then ``finish()``.
 
     Parameters
@@ -311,14 +333,6 @@ class OutputWriter:
             finally:
                 self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> OutputWriter:
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.finish()
-        else:
-            self.abort()
 
 
 class _Hdf5Columns:
@@ -477,4 +491,4 @@ class GuardedFile(io.RawIOBase):
         self.close(quiet=True)
 
 
-__all__ = ["FORMATS", "OutputWriter", "file_metadata", "format_of", "result_table"]
+__all__ = ["FORMATS", "FinishOnExit", "OutputWriter", "file_metadata", "format_of", "result_table"]

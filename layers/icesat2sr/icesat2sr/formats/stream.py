@@ -1,19 +1,22 @@
-"""Photon results written as they stream in: in time order, in bounded memory.
+"""Results written as they stream in: in time order, in bounded memory.
 
 A granule's partial results arrive chunk by chunk, beam after beam (``icesat2sr.engine.iter_granule``).
 :class:`TimeOrder` releases their rows in the order a stable sort by time of the whole granule
 would give (the order of :func:`icesat2sr.formats.frames.frame_columns`, i.e. of a result file
 written whole), holding back only the rows a later part could still precede; the rows go to an
 :class:`icesat2sr.formats.output.OutputWriter`. :class:`Spill` holds a granule's rows on disk until
-the granule is done.
+the granule is done. :class:`OrderedOutput` puts the two together for any number of granules
+arriving interleaved: the file holds each granule's rows in time order, granules in the request's
+order, exactly as a file written from whole results (any kind but the x-series).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from ..science.records import GranuleResult
 from .frames import frame_columns
 
 _NEVER = np.iinfo(np.int64).max
+BATCH_ROWS = 1 << 16   # rows released and gathered per write (Parquet row groups of a useful size, ~15 MB)
 
 
 @dataclass
@@ -42,16 +46,24 @@ class Rows:
                     self.lon[index], self.lat[index])
 
     @classmethod
-    def concat(cls, parts: list[Rows]) -> Rows:
-        """Rows of several parts, one after the other."""
-        columns = {k: (None if v is None else np.concatenate([p.columns[k] for p in parts]))
+    def gather(cls, parts: list[Rows], part: np.ndarray, index: np.ndarray) -> Rows:
+        """Row ``index[i]`` of ``parts[part[i]]``, for every ``i``."""
+        which = [(p, part == p) for p in np.unique(part)]
+
+        def column(values: list[np.ndarray]) -> np.ndarray:
+            out = np.empty((len(index), *values[0].shape[1:]), dtype=values[0].dtype)
+            for p, mask in which:
+                out[mask] = values[p][index[mask]]
+            return out
+
+        columns = {k: (None if v is None else column([q.columns[k] for q in parts]))
                    for k, v in parts[0].columns.items()}
-        return cls(np.concatenate([p.time_ns for p in parts]), columns, np.concatenate([p.lon for p in parts]),
-                   np.concatenate([p.lat for p in parts]))
+        return cls(column([q.time_ns for q in parts]), columns, column([q.lon for q in parts]),
+                   column([q.lat for q in parts]))
 
 
-def photon_rows(result: GranuleResult) -> Rows:
-    """The frame rows of an atl03s (partial) result."""
+def result_rows(result: GranuleResult) -> Rows:
+    """The frame rows of a (partial) result (atl06, atl03s or atl08)."""
     return Rows(*frame_columns(result))
 
 
@@ -75,26 +87,29 @@ class TimeOrder:
         beam has a row earlier than it. Rows earlier than every beam's horizon are released,
         sorted by time, ties in beam order then arrival order: exactly the whole granule's rows,
         concatenated beam after beam, stably sorted by time.
+    block : int
+        Rows per released block.
     """
 
-    def __init__(self, beams: int):
+    def __init__(self, beams: int, block: int = BATCH_ROWS):
+        self.block = block
         self.horizon = np.full(max(beams, 1), np.iinfo(np.int64).min, dtype=np.int64)
         self.pending: list[tuple[int, int, Rows]] = []
         self.count = 0
 
-    def push(self, result: GranuleResult, beam: int, horizon_ns: int) -> Rows | None:
-        """Add a part of beam ``beam``; returns the rows that can now be written (or None)."""
+    def push(self, result: GranuleResult, beam: int, horizon_ns: int) -> Iterator[Rows]:
+        """Add a part of beam ``beam``; returns the rows that can now be written, in blocks."""
         if result.rows:
-            self.pending.append((beam, self.count, photon_rows(result)))
+            self.pending.append((beam, self.count, result_rows(result)))
             self.count += 1
         self.horizon[beam] = horizon_ns
         return self._release(int(self.horizon.min()))
 
-    def flush(self) -> Rows | None:
-        """The rows still held (call once every part has been pushed)."""
+    def flush(self) -> Iterator[Rows]:
+        """The rows still held, in blocks (call once every part has been pushed)."""
         return self._release(_NEVER)
 
-    def _release(self, watermark: int) -> Rows | None:
+    def _release(self, watermark: int) -> Iterator[Rows]:
         taken, kept = [], []
         for beam, seq, rows in self.pending:
             cut = int(np.searchsorted(rows.time_ns, watermark, side="left")) if watermark < _NEVER else len(rows)
@@ -103,13 +118,25 @@ class TimeOrder:
             if cut < len(rows):
                 kept.append((beam, seq, rows.take(slice(cut, None))))
         self.pending = kept
-        if not taken:
-            return None
         taken.sort(key=lambda item: item[:2])
-        rows = Rows.concat([t[2] for t in taken])
-        return rows.take(np.argsort(rows.time_ns, kind="stable"))
+        return _merged([t[2] for t in taken], self.block)
 
 
+def _merged(runs: list[Rows], block: int) -> Iterator[Rows]:
+    """Rows of runs each sorted by time, as one stable sort by time of their concatenation gives
+    them, ``block`` rows at a time: the rows are gathered block by block, never copied whole."""
+    if len(runs) == 1:
+        for i in range(0, len(runs[0]), block):
+            yield runs[0].take(slice(i, i + block))
+        return
+    if not runs:
+        return
+    starts = np.cumsum([0] + [len(r) for r in runs])
+    order = np.argsort(np.concatenate([r.time_ns for r in runs]), kind="stable")
+    for i in range(0, len(order), block):
+        index = order[i:i + block]
+        run = np.searchsorted(starts, index, side="right") - 1
+        yield Rows.gather(runs, run, index - starts[run])
 class Spill:
     """Arrow tables held in a file beside a target (an Arrow IPC file) until kept or dropped.
 
@@ -148,8 +175,153 @@ class Spill:
             self.path.unlink(missing_ok=True)
 
     def drop(self) -> None:
-        """Forget the held tables."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self.path.unlink(missing_ok=True)
+        """Forget the held tables (quietly: a disk that failed the spill may fail its close too)."""
+        try:
+            if self._writer is not None:
+                with contextlib.suppress(OSError):
+                    self._writer.close()
+                self._writer = None
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+
+@dataclass
+class _Granule:
+    order: TimeOrder | None = None
+    spill: Spill | None = None
+    rows: int = 0
+    blank: GranuleResult | None = None   # a zero-row part: the granule's columns if it gives no row
+    ended: bool = False
+    failed: bool = False
+
+
+@dataclass
+class OrderedOutput:
+    """Partial results of several granules, arriving interleaved, into one results file.
+
+    Parameters
+    ----------
+    writer : OutputWriter
+        The file (its ``finish``/``abort`` stay with the caller).
+    granules : sequence of str
+        The granules in the file's order.
+    atomic : bool
+        Every granule's rows wait in a :class:`Spill` until it has ended, so a granule that fails
+        midway leaves nothing in the file. Otherwise the first unfinished granule writes straight
+        to the file (the caller drops the whole file when a granule fails).
+    empty : callable, optional
+        ``empty(granule)``: the zero-row result of a granule that gave no row, when none of its
+        parts has every column (the columns make the file's schema when no granule gives a row,
+        as a file written from whole results has them).
+    on_rows : callable, optional
+        Called with every :class:`Rows` block as it is released (e.g. a summary).
+
+    Notes
+    -----
+    Memory: the rows a :class:`TimeOrder` holds back per running granule, plus at most
+    :data:`BATCH_ROWS` rows gathered for a write. The rest waits on disk.
+    """
+
+    writer: object
+    granules: Sequence[str]
+    atomic: bool = True
+    empty: Callable[[str], GranuleResult] | None = None
+    on_rows: Callable[[Rows], None] | None = None
+    _state: dict = field(default_factory=dict)
+    _next: int = 0
+    _batch: list = field(default_factory=list)
+    _batched: int = 0
+
+    def part(self, granule: str, result: GranuleResult, beam: int, horizon_ns: int, beams: int) -> None:
+        """One partial result of ``granule`` (as :class:`icesat2sr.engine.Part` carries it)."""
+        state = self._state.setdefault(granule, _Granule())
+        state.order = state.order or TimeOrder(beams)
+        if not result.rows and (state.blank is None or state.blank.ancillary is None):
+            state.blank = result
+        self._emit(granule, state, state.order.push(result, beam, horizon_ns))
+
+    def end(self, granule: str, failed: bool = False) -> int:
+        """``granule`` has ended (``failed``: its rows are dropped); returns the rows it gave."""
+        state = self._state.setdefault(granule, _Granule())
+        state.ended, state.failed = True, failed
+        if not failed and state.order is not None:
+            self._emit(granule, state, state.order.flush())
+        if failed and state.spill is not None:
+            state.spill.drop()
+            state.spill = None
+        self._advance()
+        return 0 if failed else state.rows
+
+    def close(self) -> None:
+        """Write what is gathered; a granule that has not ended is left out (as a failed one)."""
+        for name in self.granules[self._next:]:
+            state = self._state.setdefault(name, _Granule())
+            if not state.ended:
+                self.end(name, failed=True)
+        self._advance()
+        self.discard(batch=False)   # parts of granules the file does not list
+        self._write_batch()
+
+    def discard(self, batch: bool = True) -> None:
+        """Drop every held row (the file is being abandoned); ``batch=False`` keeps the gathered rows."""
+        for state in self._state.values():
+            if state.spill is not None:
+                state.spill.drop()
+                state.spill = None
+        if batch:
+            self._batch, self._batched = [], 0
+
+    # ------------------------------------------------------------------ internals
+    def _emit(self, granule: str, state: _Granule, blocks: Iterator[Rows]) -> None:
+        for rows in blocks:
+            self._emit_block(granule, state, rows)
+
+    def _emit_block(self, granule: str, state: _Granule, rows: Rows) -> None:
+        state.rows += len(rows)
+        if self.on_rows is not None:
+            self.on_rows(rows)
+        table = self.writer.rows_table(rows.time_ns, rows.columns, rows.lon, rows.lat)
+        if not self.atomic and state.spill is None and self._is_next(granule):
+            self._add(table)
+            return
+        if state.spill is None:
+            state.spill = Spill(self.writer.path)
+        state.spill.add(table)
+
+    def _is_next(self, granule: str) -> bool:
+        return self._next < len(self.granules) and self.granules[self._next] == granule
+
+    def _advance(self) -> None:
+        """Write out the granules that have ended, in order, up to the first one still running."""
+        while self._next < len(self.granules):
+            name = self.granules[self._next]
+            state = self._state.get(name)
+            if state is None or not state.ended:
+                return
+            if state.spill is not None:
+                for table in state.spill.tables():
+                    self._add(table)
+                state.spill = None
+            if not state.failed and not state.rows:   # only its columns: it has no row
+                blank = state.blank
+                if self.empty is not None and (blank is None or blank.ancillary is None):
+                    blank = self.empty(name)
+                if blank is not None:
+                    self.writer.add(blank)
+            state.order, state.blank = None, None
+            self._next += 1
+
+    def _add(self, table) -> None:
+        self._batch.append(table)
+        self._batched += table.num_rows
+        if self._batched >= BATCH_ROWS:
+            self._write_batch()
+
+    def _write_batch(self) -> None:
+        if not self._batch:
+            return
+        import pyarrow as pa
+
+        batch, self._batch, self._batched = self._batch, [], 0
+        self.writer.add_table(batch[0] if len(batch) == 1 else pa.concat_tables(batch))

@@ -36,12 +36,12 @@ from typing import TypeVar
 from ..request.errors import WriteError
 from .destination import write_error
 from .frames import frame_rows
-from .output import OutputWriter
+from .output import FinishOnExit, OutputWriter
 
 T = TypeVar("T")
 
 
-class _Writer:
+class _Writer(FinishOnExit):
     """A callback writer: frames in, one :class:`OutputWriter` file out."""
 
     format = ""
@@ -98,15 +98,6 @@ class _Writer:
             self.abort()
             self._failed = write_error(self.filename, exc)
             raise self._failed from None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:
-            self.finish()
-        else:
-            self.abort()
 
 
 class Hdf5Writer(_Writer):

@@ -516,6 +516,7 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
         yield wire.exception_record(wire.EMPTY_SUBSET, wire.WARNING_LEVEL, "no granules match the request")
         if writer is None:
             return
+    ordered = _ordered_output(writer, job) if writer is not None and job.kind in TIME_ORDERED_KINDS else None
     done = 0
     counts: dict[str, tuple[int, int]] = {}   # rows and extents sent in parts, per granule
     results = run_granules(job.asset, job.resources, job.parms, job.kind, workers=config.workers,
@@ -529,7 +530,9 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 rows, extents = counts.get(item.result.granule, (0, 0))
                 more = wire.table_counts(item.result)
                 counts[item.result.granule] = (rows + more[0], extents + more[1])
-                if writer is not None:
+                if ordered is not None:
+                    ordered.part(item.result.granule, item.result, item.beam, item.horizon_ns, item.beams)
+                elif writer is not None:   # x-series frames: written as they come
                     writer.add(item.result)
                 else:
                     yield from _coalesce(wire.data_records(item.result))
@@ -542,13 +545,17 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
                 done += 1
                 if item.error:
                     item.error = (item.error[0], public_message(item.error[1], config))
+                if ordered is not None:
+                    ordered.end(item.granule, failed=item.error is not None)
                 if item.granule in counts:   # its rows came in parts: only its end is left
                     yield from _coalesce(wire.end_records(item, done, total, rows=writer is None,
                                                           counted=counts.pop(item.granule)))
                     continue
-                if writer is not None and item.rows:
+                if writer is not None and ordered is None and item.rows:
                     writer.add(item)
                 yield from _coalesce(wire.result_records(item, done, total, rows=writer is None))
+        if ordered is not None:
+            ordered.close()
         if writer is not None:
             yield from _send_file(writer, output)
     except Exception as exc:  # a bug: end the stream cleanly (a broken stream makes clients retry)
@@ -556,6 +563,8 @@ def stream_job(job: Job, config: Config) -> Iterator[bytes]:
         yield wire.exception_record(wire.ERROR, wire.CRITICAL_LEVEL, f"internal error ({type(exc).__name__})")
     finally:
         results.close()
+        if ordered is not None:
+            ordered.discard()
         if writer is not None:
             writer.abort()
             writer.path.unlink(missing_ok=True)
@@ -567,6 +576,16 @@ def _output_writer(job: Job, config: Config):
     output = job.parms.output
     return OutputWriter(config.scratch_file(output.format), output.format, kind=job.kind, parms=job.parms.to_dict(),
                         granules=job.resources, fields=output.fields, validate=output.with_validation)
+
+
+def _ordered_output(writer, job: Job):
+    """The output file's rows as they stream in: each granule's in time order, granules in the
+    request's order, a granule that fails left out (as a file written from whole results)."""
+    from ..engine import empty_result
+    from ..formats.stream import OrderedOutput
+
+    return OrderedOutput(writer, job.resources, atomic=True,
+                         empty=lambda name: empty_result(name, job.parms, job.kind))
 
 
 def _send_file(writer, output) -> Iterator[bytes]:
@@ -607,12 +626,17 @@ def _coalesce(records: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[byt
 
 @dataclass
 class Partial:
-    """A chunk of a granule's result, passed on before the granule is done."""
+    """A chunk of a granule's result, passed on before the granule is done (``beam``,
+    ``horizon_ns`` and ``beams`` as :class:`icesat2sr.engine.Part` has them)."""
 
     result: GranuleResult
+    beam: int = 0
+    horizon_ns: int = 2**63 - 1
+    beams: int = 1
 
 
-STREAMED_KINDS = ("atl03s", "atl03x")   # photon subsets and x-series frames come chunk by chunk
+STREAMED_KINDS = ("atl03s", "atl06", "atl08", "atl03x")   # every kind's rows come chunk by chunk
+TIME_ORDERED_KINDS = ("atl03s", "atl06", "atl08")   # their files hold each granule's rows in time order
 
 
 def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, workers: int | None = None,
@@ -630,7 +654,7 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
     ``workers=1`` without a ``granule_timeout`` runs in the calling thread instead (no processes;
     the timeout is then only noticed between granules).
     A granule of a streamed kind (:data:`STREAMED_KINDS`) first comes in :class:`Partial` results
-    (photon subsets are never held whole); its final result then has no rows.
+    (rows are never held whole); its final result then has no rows.
     """
     from .. import pool
     from ..engine import Part, granule_results, pooled
@@ -644,14 +668,14 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
                 yield ", ".join(names[i:])
                 return
             for item in granule_results(asset, name, parms, kind, streamed):
-                yield Partial(item.result) if isinstance(item, Part) else item
+                yield Partial(item.result, item.beam, item.horizon_ns, item.beams) if isinstance(item, Part) else item
         return
     events = pooled(asset, names, parms, kind, workers=workers, timeout=granule_timeout, deadline=timeout,
                     heartbeat_s=heartbeat_s, parts=streamed, limit_name=limit_name)
     try:
         for item in events:
             if isinstance(item, Part):
-                yield Partial(item.result)
+                yield Partial(item.result, item.beam, item.horizon_ns, item.beams)
             elif isinstance(item, pool.Expired):
                 yield ", ".join(item.keys)
                 return
