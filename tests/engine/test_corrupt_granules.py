@@ -14,7 +14,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from icesat2sr.engine import process_granule, run_many
+from icesat2sr.batch import run_many
+from icesat2sr.engine import process_granule
 from icesat2sr.granules import h5read
 from icesat2sr.granules.assets import resolve_asset
 from icesat2sr.request.params import Parms

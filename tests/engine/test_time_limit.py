@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from icesat2sr.engine import run_many
+from icesat2sr.batch import run_many
 from icesat2sr.granules.assets import Asset
 from icesat2sr.request.params import Parms
 

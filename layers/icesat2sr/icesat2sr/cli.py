@@ -397,7 +397,8 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     """
     import os
 
-    from .engine import Part, empty_result, pooled
+    from .batch import pooled
+    from .engine import Part, empty_result
     from .formats.destination import write_error
     from .formats.output import OutputWriter
     from .formats.stream import OrderedOutput

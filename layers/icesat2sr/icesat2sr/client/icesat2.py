@@ -446,7 +446,7 @@ def _asset(name: str | None):
 
 
 def _embedded(kind: str, parm: dict, resources: list[str] | None, max_workers: int):
-    from ..engine import run_many
+    from ..batch import run_many
 
     asset = _asset(parm.get("asset"))
     parm.setdefault("asset", asset.name)

@@ -444,7 +444,7 @@ def granule_items(asset, granule: str, parms, kind: str, limit: float | None) ->
     import multiprocessing
 
     from .. import pool
-    from ..engine import failure
+    from ..batch import failure
 
     # forked: a Lambda has no /dev/shm and no fork server (pool.run needs neither)
     events = pool.run(granule_parts, [(granule, (asset, granule, parms, kind))], timeout=limit,

@@ -139,7 +139,7 @@ class Config:
 
     def __post_init__(self):
         if self.granule_timeout is not None:
-            from ..engine import check_time_limit
+            from ..batch import check_time_limit
 
             check_time_limit(self.granule_timeout, "granule_timeout")
 
@@ -644,7 +644,7 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
                  limit_name: str = "node_timeout") -> Iterator[GranuleResult | Partial | str | None]:
     """Process granules, yielding each result as it completes.
 
-    Each granule runs in a process of its own (:func:`icesat2sr.engine.pooled`, at most
+    Each granule runs in a process of its own (:func:`icesat2sr.batch.pooled`, at most
     ``workers`` at a time), so a process that dies (e.g. killed for lack of memory) fails only its
     granule, and its memory is returned after every granule. Yields ``None`` every
     ``heartbeat_s`` while waiting. When ``timeout`` seconds have passed since the start, yields a
@@ -657,7 +657,8 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
     (rows are never held whole); its final result then has no rows.
     """
     from .. import pool
-    from ..engine import Part, granule_results, pooled
+    from ..batch import granule_results, pooled
+    from ..engine import Part
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
     streamed = kind in STREAMED_KINDS
