@@ -56,7 +56,7 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
         raise ValueError(f"workers must be positive, got {workers}")
     check_time_limit(timeout)
     names = list(dict.fromkeys(resources))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
+    workers = worker_count(workers, len(names))
     bar = _progress_bar(len(names)) if progress is True else None
     done = 0
 
@@ -81,6 +81,12 @@ def run_many(asset: Asset, resources: Iterable[str], parms: Parms, kind: str = "
     finally:
         if bar is not None:
             bar.close()
+
+
+def worker_count(workers: int | None, granules: int) -> int:
+    """Processes to run ``granules`` granules on: ``workers`` (None or 0: the CPU count), at most one
+    per granule, at least one."""
+    return max(1, min(workers or os.cpu_count() or 1, granules))
 
 
 def check_time_limit(seconds: float | None, name: str = "timeout") -> None:

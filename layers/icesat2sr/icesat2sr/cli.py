@@ -395,9 +395,8 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     written unless every granule failed; otherwise the first failure stops everything and nothing
     is written. Returns the failed granules' results.
     """
-    import os
 
-    from .batch import pooled
+    from .batch import pooled, worker_count
     from .engine import Part, empty_result
     from .formats.destination import write_error
     from .formats.output import OutputWriter
@@ -407,8 +406,7 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     failed: dict = {}
     bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
     summary = _Summary(kind)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
-    runs = pooled(asset, names, parms, kind, workers=workers, timeout=timeout, parts=True)
+    runs = pooled(asset, names, parms, kind, workers=worker_count(workers, len(names)), timeout=timeout, parts=True)
     try:
         with OutputWriter(output, fmt, kind=kind, parms=parms.to_dict(), granules=names) as writer:
             out = OrderedOutput(writer, names, atomic=atomic, empty=lambda name: empty_result(name, parms, kind),

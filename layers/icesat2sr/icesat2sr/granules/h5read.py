@@ -332,6 +332,8 @@ class Granule:
 
     def _within(self, what: str, action: Callable[[], T]) -> T:
         """``action()``, given at most ``read_timeout`` seconds."""
+        if self.read_timeout is None:   # no limit: no thread to wait on
+            return action()
         return self._map(lambda _: action(), [what], 1, describe=lambda _: what)[0]
 
     def _map(self, fn: Callable, items: list, threads: int, describe: Callable[[object], str]) -> list:

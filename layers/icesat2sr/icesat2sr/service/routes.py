@@ -657,10 +657,10 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
     (rows are never held whole); its final result then has no rows.
     """
     from .. import pool
-    from ..batch import granule_results, pooled
+    from ..batch import granule_results, pooled, worker_count
     from ..engine import Part
 
-    workers = max(1, min(workers or os.cpu_count() or 1, len(names)))
+    workers = worker_count(workers, len(names))
     streamed = kind in STREAMED_KINDS
     if workers == 1 and granule_timeout is None:
         deadline = None if timeout is None else time.monotonic() + timeout
