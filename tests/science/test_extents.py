@@ -16,6 +16,7 @@ from icesat2sr.science.extents import (
     run_beam,
     segment_runs,
     walk_window,
+    window_segments,
 )
 
 from .beams import make_beam
@@ -211,3 +212,14 @@ def test_window_too_short_asks_for_more():
     assert walk_window(short, 0, state, Parms(), final=False, boundary=1) is None
     walk, after = walk_window(run_beam(beam, 0, 6, 0, 80), 0, state, Parms(), final=False, boundary=1)
     assert len(walk) == 1 and after.first == 20 and after.counter == 1 and not after.done
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=14), st.integers(0, 60), st.integers(0, 60))
+def test_window_segments_is_a_search_per_photon(counts, p0, n):
+    """The segment of each photon of a window is the one a per-photon search finds (past the run: m)."""
+    counts = np.array(counts, dtype=np.int32)
+    ends = np.cumsum(counts, dtype=np.int64)
+    want = np.searchsorted(ends, np.arange(p0, p0 + n, dtype=np.int64), side="right")
+    got = window_segments(counts, p0, n)
+    assert got.dtype == np.int64 and np.array_equal(got, want)

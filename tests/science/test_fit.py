@@ -443,3 +443,40 @@ def test_reserved_extra_names_are_refused():
     with pytest.raises(ValueError, match="reserved"):
         fit_extents(np.array([0, 3]), np.zeros(3, np.float32), np.zeros(3, np.float32), 40.0, 7000.0, 0.0,
                     extras={"h_mean": np.zeros(3)})
+
+
+@st.composite
+def residual_rows(draw):
+    """Tiles of residual rows as the fit sorts them: members first, +inf padding after; values close
+    enough to share their leading bits, exact ties, signed zeros, infinities and NaNs of both signs."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rows, width = int(rng.integers(1, 12)), int(rng.choice([1, 2, 7, 64, 300, 1500, 5000]))
+    base = rng.normal(0.0, 3.0, (rows, width))
+    ulps = rng.integers(-40, 40, (rows, width)).astype(np.float64)
+    near = np.nextafter(base[:, :1], np.inf) + ulps * np.spacing(base[:, :1])  # differ in the last bits
+    r = np.where(rng.random((rows, width)) < draw(st.floats(0.0, 1.0)), near, base)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, r.flat[0]])
+    pick = rng.random((rows, width)) < draw(st.floats(0.0, 0.2))
+    r[pick] = rng.choice(specials, int(pick.sum()))
+    n = rng.integers(0, width, rows)                     # the last column is always padding
+    pad = np.arange(width)[None, :] >= n[:, None]
+    r[pad] = np.inf
+    return r, pad, n
+
+
+@settings(max_examples=150, deadline=None)
+@given(residual_rows())
+def test_residual_order_is_a_stable_sort(case):
+    """The packed-key sort gives each row's members in the order of a stable sort (NaN last), the
+    one SlideRule's order is compared with, whatever the residuals (an independent numpy lexsort)."""
+    from icesat2sr.science.fit import _sort_residuals
+
+    r, pad, n = case
+    order, ranked = _sort_residuals(r.copy(), pad, n)
+    for i in range(len(n)):
+        members = r[i, :n[i]]
+        nan = np.isnan(members)
+        want = np.lexsort((np.where(nan, 0.0, members), nan))
+        np.testing.assert_array_equal(order[i, :n[i]], want)
+        np.testing.assert_array_equal(ranked[i, :n[i]], members[want])
+        assert sorted(order[i, n[i]:]) == list(range(n[i], r.shape[1]))

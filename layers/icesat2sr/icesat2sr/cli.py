@@ -611,8 +611,7 @@ _SERVE_LIMITS = [   # flag, Limits field, type, metavar, help
 
 
 def _add_serve(sub) -> None:
-    from .service.routes import DEFAULT_GRANULE_TIMEOUT_S, DEFAULT_MAX_RESOURCES
-    from .service.server import Limits
+    from .service.limits import DEFAULT_GRANULE_TIMEOUT_S, DEFAULT_MAX_RESOURCES, Limits
 
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
     p.add_argument("--path", required=True, help="data folder of the granules (asset atlas-local)")

@@ -4,7 +4,10 @@ h5coro 1.0.7 copies multi-dimensional chunks into its output one row at a time i
 pre-fills buffers with a per-element Python loop when a dataset declares a fill value. Both cost
 seconds on a 2 M-photon beam (``signal_conf_ph``, ``velocity_sc``). :class:`_FastDataset`
 replaces the row copy with one numpy slice assignment and skips the pre-fill (ICESat-2 granules
-store every chunk, so the fill is always overwritten). Everything else is h5coro's own reader.
+store every chunk, so the fill is always overwritten). It also inflates chunks with ISA-L (the
+bulk of a read's time) and decodes each chunk B-tree key with one read instead of six; a read
+that falls inside one cached file line skips h5coro's general path. Everything else is h5coro's
+own reader.
 
 h5coro 1.0.7 also trusts every offset and length it finds: past the end of the file its reads
 come back short or empty, and its symbol-table walk then looks for a link name's NUL forever
@@ -33,6 +36,7 @@ from h5coro.filedriver import FileDriver
 from h5coro.h5dataset import H5Dataset
 from h5coro.h5metadata import H5Metadata
 from h5coro.h5promise import massagePath
+from isal import isal_zlib
 
 from ..request.errors import ResourceError
 
@@ -53,7 +57,9 @@ class _LineCache(OrderedDict):
     h5coro keeps every line it has read until the file is closed, so reading a whole granule
     window by window would hold the whole file (~2 GB for a full granule). Here at most
     :data:`CACHE_LINES` are kept. A line evicted between h5coro's test for it and its use is read
-    again (``__missing__``), so concurrent readers never miss.
+    again (``__missing__``), so concurrent readers never miss. Lookups are the dict's own (no
+    Python call: h5coro looks a line up for every field it decodes); :meth:`hit` also marks the
+    line as recently used.
     """
 
     def __init__(self, read, line_size: int, max_lines: int):
@@ -61,10 +67,14 @@ class _LineCache(OrderedDict):
         self._read, self._line_size, self._max = read, line_size, max_lines
         self._lock = threading.Lock()
 
-    def __getitem__(self, line):
-        with self._lock:
-            value = super().__getitem__(line)
-            self.move_to_end(line)
+    def hit(self, line) -> memoryview | None:
+        """The cached line, marked as the most recently used, or None."""
+        value = self.get(line)
+        if value is not None:
+            try:
+                self.move_to_end(line)
+            except KeyError:      # evicted meanwhile by another reader: the value is still good
+                pass
         return value
 
     def __missing__(self, line):
@@ -93,6 +103,14 @@ class _BoundedH5Coro(_h5coro.H5Coro):
     def ioRequest(self, pos, size, caching=True, prefetch=False):
         start = pos + self.baseAddress
         limit = getattr(self.driver, "size", None)  # None until an S3 driver has seen a response
+        if caching and pos >= 0 and size >= 0 and (limit is None or start + size <= limit) \
+                and isinstance(self.cache, _LineCache):   # h5coro opens the file with a plain dict
+            # the common case, a read inside one cached line, without h5coro's general loop
+            line = start & self.cacheLineMask
+            data = self.cache.hit(line)
+            offset = start - line
+            if data is not None and offset + size <= len(data):
+                return data[offset:offset + size]
         if pos < 0 or size < 0 or (limit is not None and start + size > limit):
             raise ReadOutsideFile(f"a read of {size} bytes at offset {start} lies outside the file "
                                   f"({limit if limit is not None else 'unknown'} bytes)")
@@ -114,7 +132,13 @@ class _SizedFileDriver(FileDriver):
 
 
 class _FastDataset(H5Dataset):
-    """h5coro dataset reader with a vectorised chunk-to-output copy."""
+    """h5coro dataset reader with a vectorised chunk-to-output copy, ISA-L's inflate and one read
+    per chunk B-tree key."""
+
+    def inflateChunk(self, input):
+        """A deflated chunk inflated by ISA-L: the same bytes as zlib's, ~1.7x faster, and the GIL is
+        released meanwhile (the fit's threads go on)."""
+        return isal_zlib.decompress(input)
 
     def readSlice(self, output_buffer, output_dimensions, output_slice,
                   input_buffer, input_dimensions, input_slice):
@@ -183,6 +207,15 @@ class _FastDataset(H5Dataset):
                 n *= max(0, min(b, h1) - max(a, h0))
             self.values_covered = getattr(self, "values_covered", 0) + n
         return hit
+
+    def readBTreeNodeV1(self, ndims):
+        """A chunk B-tree key (chunk size, filter mask, chunk offsets, trailing zero) in one read."""
+        layout = struct.Struct(f"<II{ndims + 1}Q")
+        fields = layout.unpack(self.resourceObject.ioRequest(self.pos, layout.size))
+        self.pos += layout.size
+        if self.resourceObject.errorChecking and fields[-1] % self.meta.typeSize != 0:
+            raise RuntimeError(f"key did not include a trailing zero: {fields[-1]}")
+        return {"chunk_size": fields[0], "filter_mask": fields[1], "slice": list(fields[2:-1])}
 
     def readSymbolTable(self, heap_address, dlvl):
         """A symbol table node (``SNOD``): its links, each name read at once (bounded), not byte by byte."""

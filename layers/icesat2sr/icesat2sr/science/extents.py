@@ -217,9 +217,22 @@ def concat_extents(parts: list[Extents], length: float) -> Extents:
 
 # ---------------------------------------------------------------------- walks
 def window_segments(counts: np.ndarray, p0: int, n: int) -> np.ndarray:
-    """Segment index of photons ``p0..p0+n-1`` of a run (``counts``: photons per segment)."""
+    """Segment index of photons ``p0..p0+n-1`` of a run (``counts``: photons per segment).
+
+    Photons past the run's last get ``len(counts)``.
+    """
     ends = np.cumsum(counts, dtype=np.int64)
-    return np.searchsorted(ends, np.arange(p0, p0 + n, dtype=np.int64), side="right")
+    if n <= 0 or len(counts) == 0 or np.any(counts < 0):
+        return np.searchsorted(ends, np.arange(p0, p0 + n, dtype=np.int64), side="right")
+    # the segments holding the window, each repeated by its count (linear, not a search per photon)
+    s0, s1 = np.searchsorted(ends, [p0, p0 + n - 1], side="right")
+    s1 = min(int(s1), len(counts) - 1)
+    inside = np.repeat(np.arange(s0, s1 + 1, dtype=np.int64), counts[s0:s1 + 1])
+    skip = p0 - (int(ends[s0 - 1]) if s0 > 0 else 0)
+    out = np.full(n, len(counts), dtype=np.int64)
+    take = inside[skip:skip + n]
+    out[:len(take)] = take
+    return out
 
 
 def walk_window(beam: Beam, p0: int, state: WalkState, parms: Parms, *, final: bool,

@@ -18,8 +18,10 @@ Fidelity notes (SlideRule HEAD, checked in its source):
   padding slots add exact zeros.
 * Residual ties are broken stably (previous order); SlideRule's Hoare quicksort is not stable, so
   the order of exactly tied photons, and hence the last bit of later sums, may differ from it.
-  Tiles are sorted with numpy's (unstable, vectorised) argsort; an extent whose residuals hold a
-  tie, a NaN or +inf is sorted again stably, so the order is always that of a stable sort.
+  Tiles are sorted as packed integer keys (residual bits, slot number in the lowest bits); an
+  extent whose sorted residuals do not strictly increase (a tie, keys that could not tell two
+  residuals apart, a NaN or an infinity) is sorted again stably, so the order is always that of
+  a stable sort.
 * ``MAX(a, b)`` is C's ``a > b ? a : b``, also for NaN (a degenerate pass yields ``W = 0.75·W_prev``).
 """
 
@@ -46,6 +48,7 @@ _SE1 = (_HALF_C * SIGMA_XMIT) * (_HALF_C * SIGMA_XMIT)   # GCC folds pow(x, 2) t
 _DBL_MAX = np.finfo(np.float64).max
 _INT64_MIN = np.iinfo(np.int64).min
 _TWO63 = 2.0**63
+_SIGN_BIT = np.uint64(1 << 63)
 _OUTPUTS = ("h_mean", "dh_fit_dx", "n_fit_photons", "pflags", "w_surface_window_final", "rms_misfit", "h_sigma",
             "fitted", "in_fit")
 _TILE_ENTRIES = 1 << 17          # slots per tile: large enough to amortise numpy call overheads
@@ -520,14 +523,30 @@ def _inverse_normal(XT: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _sort_residuals(r: np.ndarray, pad: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each extent's residual order (stable, NaN last, padding after) and its sorted residuals.
 
-    Padding residuals are +inf. The fast unstable sort is exact unless a row holds a tie, a +inf
-    or a NaN (numpy sorts NaN after the padding's +inf): such rows are sorted again
-    lexicographically (padding last, then NaN, then value), which is stable.
+    Padding residuals are +inf. Rows are sorted by a packed 64-bit key: the residual's bits made
+    order-preserving as an unsigned integer, with their lowest bits replaced by the slot number.
+    numpy sorts such keys much faster than it argsorts floats, and equal residuals keep their slot
+    order. The order is exact unless the replaced bits told two residuals apart, a row holds a tie
+    (``-0.0`` and ``+0.0`` have different keys), an infinite residual or a NaN: each shows as a
+    sorted row that does not strictly increase, and such rows are sorted again lexicographically
+    (padding last, then NaN, then value), which is stable.
     """
-    order = np.argsort(r, axis=1)
+    width = r.shape[1]
+    bits = max(1, (width - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    key = r.view(np.uint64) >> np.uint64(63)
+    np.negative(key, out=key)                        # all ones where the sign bit is set
+    key |= _SIGN_BIT
+    key ^= r.view(np.uint64)                         # orderable: negatives flipped, positives above them
+    key &= ~low
+    key |= np.arange(width, dtype=np.uint64)
+    key.sort(axis=1)
+    key &= low
+    order = key.view(np.int64)
     ranked = _take(r, order)
-    last = ranked[np.arange(len(n)), np.maximum(n - 1, 0)]
-    special = ~(last < np.inf) | np.any(np.diff(ranked, axis=1) == 0, axis=1)
+    rows = np.arange(len(n))
+    first, last = ranked[:, 0], ranked[rows, np.maximum(n - 1, 0)]
+    special = ~(last < np.inf) | ~(first > -np.inf) | np.any(np.diff(ranked, axis=1) <= 0, axis=1)
     if special.any():
         rows = np.flatnonzero(special)
         sub = r[rows]
@@ -611,7 +630,8 @@ def _fit_longitude(g1: np.ndarray, lon: np.ndarray, pad: np.ndarray) -> np.ndarr
     """Fit longitudes, shifted to [0, 360) when the first photon of S is within 30° of ±180."""
     first = lon[0]
     shift = (first < -150.0) | (first > 150.0)
-    lon = np.where(shift[None, :], np.fmod(lon + 360.0, 360.0), lon)
+    if shift.any():
+        lon[:, shift] = np.fmod(lon[:, shift] + 360.0, 360.0)
     fitted = _sum(np.where(pad, 0.0, g1 * lon))
     return np.where(shift, np.fmod(fitted + 180.0, 360.0) - 180.0, fitted)
 

@@ -148,7 +148,7 @@ def route_config(env: Mapping[str, str] | None = None):
     from .routes import Config
 
     env = os.environ if env is None else env
-    from .routes import DEFAULT_MAX_RESOURCES
+    from .limits import DEFAULT_MAX_RESOURCES
 
     return Config(asset=env.get("ICESAT2SR_DEFAULT_ASSET", "atlas-s3"), path=env.get("ICESAT2SR_ATLAS_S3") or None,
                   workers=1, granule_timeout=None, inline=True,

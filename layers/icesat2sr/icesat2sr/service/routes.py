@@ -53,6 +53,7 @@ from ..request.errors import Icesat2srError, ParameterError, ResourceError
 from ..request.params import Parms
 from ..request.timeutil import gps_to_utc, utc_to_gps
 from ..science.records import GranuleResult
+from .limits import DEFAULT_GRANULE_TIMEOUT_S, DEFAULT_MAX_RESOURCES
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ JSON = "application/json"
 OCTET = "application/octet-stream"
 DEFAULT_VERSION = "v4.20.0"     # reported to clients that do not say which version they are
 CHUNK_BYTES = 1 << 20           # coalesce records into writes of about this size
-DEFAULT_MAX_RESOURCES = 300     # SlideRule's default max_resources (SystemConfig requestMaxResources)
-DEFAULT_GRANULE_TIMEOUT_S = 1800.0   # per granule; a full ATL03 granule takes well under a minute per core
 MAX_CLIENT_HEADER = 64          # characters of the client's version header that are looked at
 # endpoints that read granules (the others answer from memory)
 PROCESSING = frozenset({"/source/atl06", "/source/atl03s", "/source/atl08", "/source/atl06p", "/source/atl03sp",
