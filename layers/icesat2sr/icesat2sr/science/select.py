@@ -145,7 +145,7 @@ def _member(values: np.ndarray, allowed: Sequence[int], lo: int, hi: int) -> np.
 
 
 def _check_range(values: np.ndarray, lo: int, hi: int, granule: str, message: str) -> None:
-    if values.size == 0:
+    if values.size == 0 or (values.min() >= lo and values.max() <= hi):
         return
     bad = (values < lo) | (values > hi)
     if np.any(bad):
