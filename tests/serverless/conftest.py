@@ -133,14 +133,14 @@ def stack(aws_env, granules, monkeypatch, request):
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     from icesat2sr.granules.s3driver import RetryingS3Driver
-    from icesat2sr.service import jobs
+    from icesat2sr.service.jobs import store, worker
 
     monkeypatch.setattr(RetryingS3Driver, "base_s", 0.001)
     monkeypatch.setattr(RetryingS3Driver, "max_s", 0.01)
-    jobs._REQUESTS.clear()
+    worker._REQUESTS.clear()
     config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
     with mock_aws(config=config):
-        jobs._clients.clear()  # fresh boto3 clients inside this mock
+        store._clients.clear()  # fresh boto3 clients inside this mock
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (DATA_BUCKET, RESULTS_BUCKET):
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
