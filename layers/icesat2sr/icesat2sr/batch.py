@@ -189,11 +189,7 @@ def failure(end: pool.End, kind: str, timeout: float | None, limit_name: str | N
 def pool_context() -> multiprocessing.context.BaseContext:
     """Granule processes fork from a clean, single-threaded forkserver with the science preloaded
     (h5coro uses threads: never fork a process that ran it), or are spawned where there is none."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["icesat2sr.batch"])
-    return context
+    return pool.process_context([__name__])
 
 
 def _progress_bar(total: int):

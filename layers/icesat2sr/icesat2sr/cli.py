@@ -180,6 +180,9 @@ def request_parms(text: str | None, poly_file: str | None, asset: str):
 
 
 def _run_process(args) -> int:
+    from .pool import process_context, start_early
+
+    start_early(process_context(["icesat2sr.batch"]))   # its imports overlap this process's checks
     from .formats.destination import check_destination
     from .formats.output import format_of
     from .granules.assets import check_resource_name, resolve_asset

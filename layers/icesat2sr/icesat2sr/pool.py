@@ -19,7 +19,7 @@ import math
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing import connection
 from typing import Any
@@ -150,6 +150,25 @@ def run(target: Callable[..., Iterable], tasks: Iterable[tuple[str, tuple]], *, 
     finally:
         for reader in list(running):
             _stop(running.pop(reader), reader)
+
+
+def process_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    """Children forked from a clean, single-threaded fork server that imported ``preload`` first, or
+    spawned where there is no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
+    return context
+
+
+def start_early(context: multiprocessing.context.BaseContext) -> None:
+    """Start the fork server of ``context`` now: it imports its preload while the caller goes on,
+    instead of while the first child waits for it."""
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _stop(child: _Child, reader: connection.Connection) -> None:
