@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -402,7 +403,7 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     from .batch import pooled, worker_count
     from .engine import Part, empty_result
     from .formats.destination import write_error
-    from .formats.output import OutputWriter
+    from .formats.output import OutputWriter, preload
     from .formats.stream import OrderedOutput
 
     started = time.perf_counter()
@@ -410,6 +411,7 @@ def stream_results(asset, names: list[str], parms, kind: str, output: Path, fmt:
     bar = None if quiet or not sys.stderr.isatty() else _granule_bar(len(names))
     summary = _Summary(kind)
     runs = pooled(asset, names, parms, kind, workers=worker_count(workers, len(names)), timeout=timeout, parts=True)
+    threading.Thread(target=preload, args=(fmt,), daemon=True).start()   # while the granules start
     try:
         with OutputWriter(output, fmt, kind=kind, parms=parms.to_dict(), granules=names) as writer:
             out = OrderedOutput(writer, names, atomic=atomic, empty=lambda name: empty_result(name, parms, kind),
