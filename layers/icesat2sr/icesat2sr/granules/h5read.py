@@ -41,7 +41,8 @@ from isal import isal_zlib
 from ..request.errors import ResourceError
 
 Hyperslice = Sequence[tuple[int, int]]
-MAX_THREADS = 32
+MAX_THREADS = 32     # dataset reads at once from S3, where each waits on the network
+LOCAL_THREADS = os.cpu_count() or 2   # from a local file, where each inflates: more threads only contend
 MAX_LINK_NAME = 4096  # bytes; HDF5 sets no limit, ICESat-2's longest names are under 40
 MAX_COLUMNS = 64      # ICESat-2 datasets are tables: signal_conf_ph has 5 columns, velocity_sc 3
 T = TypeVar("T")
@@ -346,6 +347,7 @@ class Granule:
                  name: str | None = None, read_timeout: float | None = None):
         self.name = name or os.path.basename(resource)
         self.read_timeout = read_timeout
+        self.threads = min(MAX_THREADS, LOCAL_THREADS) if driver == "file" else MAX_THREADS
         if driver == "file":
             driver_class = _SizedFileDriver
             if not os.path.isfile(resource):
@@ -388,7 +390,8 @@ class Granule:
         self._h5.cache.clear()
 
     def read(self, reads: Iterable[Read], threads: int | None = None) -> dict[str, np.ndarray | None]:
-        """Read datasets concurrently.
+        """Read datasets concurrently: ``threads`` at once (default: one per core for a local file,
+        :data:`MAX_THREADS` on S3).
 
         Returns
         -------
@@ -403,7 +406,7 @@ class Granule:
         reads = list(reads)
         if not reads:
             return {}
-        workers = max(1, min(threads or MAX_THREADS, len(reads)))
+        workers = max(1, min(threads or self.threads, len(reads)))
         values = self._map(self._read_one, reads, workers, describe=lambda r: f"read {r.path}")
         return {r.path: v for r, v in zip(reads, values, strict=True)}
 
