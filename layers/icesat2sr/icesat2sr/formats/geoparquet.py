@@ -49,6 +49,23 @@ def geo_metadata(bbox: list[float] | None = None) -> dict:
             "creator": {"library": "icesat2sr", "version": __version__}}
 
 
+def numpy_array(values: np.ndarray):
+    """A 1-D numpy array as an Arrow array without nulls (NaN stays a value), as ``pa.array`` makes it.
+
+    Numbers, booleans and datetimes are wrapped from their buffer: ``pa.array`` would also import
+    pandas (0.3-0.4 s) on its first call, to look for pandas types. Other dtypes go to ``pa.array``.
+    """
+    import pyarrow as pa
+
+    if values.dtype.kind not in "biufM":
+        return pa.array(values)
+    values = np.ascontiguousarray(values)
+    if values.dtype == bool:
+        bits = pa.py_buffer(np.packbits(values, bitorder="little"))
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, bits])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
 def arrow_column(values: np.ndarray):
     """A column as Arrow: array columns (2-D, or objects holding arrays) as lists, like pandas writes them."""
     import pyarrow as pa
@@ -58,8 +75,8 @@ def arrow_column(values: np.ndarray):
         lengths = np.array([len(v) for v in items], dtype=np.int64)
         offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int32)
         flat = np.concatenate(items) if items else np.zeros(0, dtype=np.float32)
-        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))
-    return pa.array(values)
+        return pa.ListArray.from_arrays(numpy_array(offsets), numpy_array(flat))
+    return numpy_array(values)
 
 
 def pandas_metadata(schema, index: str) -> dict:

@@ -41,7 +41,7 @@ import numpy as np
 from ..science.records import GranuleResult
 from ..science.xseries import TIME as XTIME
 from .frames import frame_columns
-from .geoparquet import arrow_column, geo_metadata, pandas_metadata, wkb_points
+from .geoparquet import arrow_column, geo_metadata, numpy_array, pandas_metadata, wkb_points
 
 FORMATS = ("geoparquet", "parquet", "feather", "csv", "h5")
 EXTENSIONS = {".parquet": "geoparquet", ".geoparquet": "geoparquet", ".feather": "feather", ".arrow": "feather",
@@ -93,16 +93,11 @@ def rows_table(time_ns: np.ndarray, columns: dict, lon: np.ndarray, lat: np.ndar
 
 
 def preload(fmt: str) -> None:
-    """Import what writing ``fmt`` needs, e.g. in a thread while the first results are computed.
-
-    pyarrow imports pandas (when installed) on its first array: 0.3-0.4 s that would otherwise be
-    spent when the first rows arrive.
-    """
-    import pyarrow as pa
+    """Import what writing ``fmt`` needs, e.g. in a thread while the first results are computed."""
+    import pyarrow
 
     if fmt in ("geoparquet", "parquet"):
-        import pyarrow.parquet
-    pa.array([0])
+        import pyarrow.parquet  # noqa: F401
 
 
 def _table(time_name: str, columns: dict, lon: np.ndarray, lat: np.ndarray, *, geo: bool,
@@ -123,7 +118,7 @@ def _table(time_name: str, columns: dict, lon: np.ndarray, lat: np.ndarray, *, g
         if name == "geometry":
             arrays.append(_geometry(lon, lat))
         elif name == time_name:
-            arrays.append(pa.array(np.asarray(values, dtype=np.int64).view("datetime64[ns]"), type=pa.timestamp("ns")))
+            arrays.append(numpy_array(np.asarray(values, dtype=np.int64).view("datetime64[ns]")))
         else:
             arrays.append(arrow_column(values))
     return pa.Table.from_arrays(arrays, names=names)
@@ -135,7 +130,7 @@ def _flat_column(name: str, values: np.ndarray, names: list, arrays: list) -> No
     if values.ndim == 2:
         for k in range(values.shape[1]):
             names.append(f"{name}_{k}")
-            arrays.append(pa.array(values[:, k]))
+            arrays.append(numpy_array(values[:, k]))
     else:
         names.append(name)
         arrays.append(pa.array([" ".join(f"{x:.10g}" for x in v) for v in values], type=pa.string()))
