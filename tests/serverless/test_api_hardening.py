@@ -9,7 +9,7 @@ import time
 import pytest
 
 from icesat2sr.formats import wire
-from icesat2sr.service import apigw, routes
+from icesat2sr.service import apigw, processing, routes
 from icesat2sr.service.routes import Config, Response
 
 from .conftest import Context, load_event, load_function
@@ -85,7 +85,7 @@ def test_discovery_and_parsing_count_against_the_deadline(tmp_path, monkeypatch)
         marker.write_text("parsed after the deadline")
         raise routes.BadRequest("too late")
 
-    monkeypatch.setattr(routes, "parse_job", slow_parse)
+    monkeypatch.setattr(processing, "parse_job", slow_parse)
     started = time.monotonic()
     answer = apigw.answer("POST", "/source/atl06", {}, b'{"resource": "x"}', Config(path=str(tmp_path)),
                           deadline_s=0.3)

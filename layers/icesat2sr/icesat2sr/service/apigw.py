@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from .. import pool
 from ..formats import wire
 from . import routes
-from .routes import JSON, OCTET, Response
+from .protocol import JSON, OCTET, Response
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from .. import __version__
 from ..formats import wire
 from .limits import Limits
-from .routes import JSON, PROCESSING, Config, Response, handle
+from .protocol import JSON, PROCESSING, Config, Response
+from .routes import handle
 
 log = logging.getLogger(__name__)
 

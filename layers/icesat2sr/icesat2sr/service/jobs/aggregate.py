@@ -150,7 +150,7 @@ def _upload_files(s3, bucket: str, job: str, parms, files: dict, merged) -> tupl
     """Upload the finished files; ``(outputs by name -> results-bucket key, status extras)``."""
     from ...formats import wire
     from ...science.records import pack
-    from ..routes import upload_output
+    from ..processing import upload_output
 
     outputs = {"parquet": key(job, "output.parquet")}
     s3.upload_file(str(files["parquet"].finish()), bucket, outputs["parquet"])

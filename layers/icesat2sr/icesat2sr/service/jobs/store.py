@@ -115,7 +115,7 @@ def route_config(env: Mapping[str, str] | None = None):
     """The :class:`icesat2sr.service.routes.Config` of a Lambda deployment: one granule at a time in the
     request's own process (the sync route kills it at its deadline; the worker applies ``node_timeout``
     itself, :func:`run_granule`)."""
-    from ..routes import Config
+    from ..protocol import Config
 
     env = os.environ if env is None else env
     from ..limits import DEFAULT_MAX_RESOURCES

@@ -29,7 +29,7 @@ def validate(kind: str, body: Mapping, config):
 
     Returns the parsed job (its ``resources`` empty when discovery is left to the orchestrator).
     """
-    from ..routes import parse_job, require_query
+    from ..processing import parse_job, require_query
 
     request = dict(body)
     discovered = _named_resources(request) is None
@@ -79,7 +79,7 @@ def plan(s3, settings: Settings, job: str, kind: str, body: Mapping, config, exe
         The state machine's input: ``{"job", "kind", "count", "request": {"bucket", "key"},
         "manifest": {"bucket", "key"}}`` (small, whatever the number of granules).
     """
-    from ..routes import parse_job
+    from ..processing import parse_job
 
     check_job_id(job)
     parsed = parse_job(kind, dict(body), config)
