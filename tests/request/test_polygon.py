@@ -47,7 +47,8 @@ def test_even_odd_matches_shapely_away_from_edges(vertices, seed):
     rng = np.random.default_rng(seed)
     lon, lat = rng.uniform(-65, 65, 300), rng.uniform(-65, 65, 300)
     points = shapely.points(lon, lat)
-    far = shapely.distance(points, ring.exterior) > 1e-6
+    with np.errstate(divide="ignore", invalid="ignore"):   # GEOS flags a zero-length edge (a repeated vertex)
+        far = shapely.distance(points, ring.exterior) > 1e-6
     expected = shapely.contains_xy(ring, lon, lat)
     got = inside(lon, lat, poly, "plate_carree")
     assert np.array_equal(got[far], expected[far])
