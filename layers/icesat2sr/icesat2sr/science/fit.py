@@ -544,8 +544,7 @@ def _sort_residuals(r: np.ndarray, pad: np.ndarray, n: np.ndarray) -> tuple[np.n
     key &= low
     order = key.view(np.int64)
     ranked = _take(r, order)
-    rows = np.arange(len(n))
-    first, last = ranked[:, 0], ranked[rows, np.maximum(n - 1, 0)]
+    first, last = ranked[:, 0], ranked[np.arange(len(n)), np.maximum(n - 1, 0)]
     special = ~(last < np.inf) | ~(first > -np.inf) | np.any(np.diff(ranked, axis=1) <= 0, axis=1)
     if special.any():
         rows = np.flatnonzero(special)
@@ -627,7 +626,10 @@ def _checks(keep: np.ndarray, X: np.ndarray, n: np.ndarray, iteration: int,
 
 
 def _fit_longitude(g1: np.ndarray, lon: np.ndarray, pad: np.ndarray) -> np.ndarray:
-    """Fit longitudes, shifted to [0, 360) when the first photon of S is within 30° of ±180."""
+    """Fit longitudes, shifted to [0, 360) when the first photon of S is within 30° of ±180.
+
+    ``lon`` (slot-major, a fresh array from :meth:`_Field.at`) is shifted in place.
+    """
     first = lon[0]
     shift = (first < -150.0) | (first > 150.0)
     if shift.any():
