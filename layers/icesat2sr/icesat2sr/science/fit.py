@@ -445,10 +445,7 @@ class _Loop:
         flat = np.ascontiguousarray(order[rows].T)
         flat += (rows * width)[None, :]
         padT = np.arange(width)[:, None] >= n[None, :]
-        r = np.take(ranked, flat)
-        np.copyto(r, 0.0, where=padT)
-        np.multiply(r, r, out=r)
-        rms = np.sqrt(_sum(r) / n).astype(self.stored)
+        rms = _rms(ranked[rows], n).astype(self.stored)
         h_sigma = rms * y_sigma.astype(self.stored)           # a float32 product in the p-series
         bad = self.invalid[e] & (self.stored == np.float32)   # the x-series keeps the values
         out["h_mean"][e] = h_mean
@@ -483,6 +480,14 @@ class _Loop:
                 np.copyto(v, 0.0, where=padT)
                 total = _sum(v)
                 self.out[name][e] = _to_int64(total) if f.kind == "time_ns" else total.astype(f.dtype)
+
+
+def _rms(ranked: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``sqrt(Σ r² / n)`` per row of sorted residuals, summed in that order (SlideRule's delta_sum)."""
+    r = np.ascontiguousarray(ranked.T)
+    np.copyto(r, 0.0, where=np.arange(r.shape[0])[:, None] >= n[None, :])
+    np.multiply(r, r, out=r)
+    return np.sqrt(_sum(r) / n)
 
 
 def _lsf(X: np.ndarray, H: np.ndarray, n: np.ndarray):
