@@ -58,3 +58,35 @@ def test_a_stage_run_by_hand_with_bad_arguments_is_a_usage_error(capsys):
     for argv in ([], ["fit"], ["nothing", "G.h5", "{}"], ["fit", "G.h5", "{"], ["fit", "G.h5", "[]"]):
         assert bench._child_main(argv) == 2
         assert "usage: python -m icesat2sr.bench" in capsys.readouterr().err
+
+
+def test_sliderule_comparison_runs_in_turn_and_takes_the_median_pair(monkeypatch):
+    calls = []
+    ours = iter([2.0, 1.0, 3.0])
+    theirs = iter([1.0, 2.0, 1.5])
+
+    def child(name, path, parms):
+        calls.append("ours")
+        return {"stats": {"total_s": next(ours)}}
+
+    def sliderule(path, parms):
+        calls.append("sliderule")
+        return next(theirs)
+
+    monkeypatch.setattr(bench, "_child", child)
+    monkeypatch.setattr(bench, "sliderule_seconds", sliderule)
+    f = bench.against_sliderule(Path("G.h5"), pairs=3)
+    assert calls == ["ours", "sliderule"] * 3
+    assert f["atl06_rec"]["stats"]["total_s"] == 2.0 and f["sliderule_s"] == 1.5
+    assert f["sliderule_pair_ratios"] == [2.0, 0.5, 2.0]
+    figures = {"cli_atl06_s": 1.0, "h5py": {"wall_s": 1.0}, "read": {"wall_s": 1.0}, "fit": {}, **f}
+    assert bench.ratios(figures)["atl06_over_sliderule"] == 2.0
+
+
+def test_without_sliderule_one_run_and_no_ratio(monkeypatch):
+    monkeypatch.setattr(bench, "_child", lambda name, path, parms: {"stats": {"total_s": 1.0}})
+    monkeypatch.setattr(bench, "sliderule_seconds", lambda path, parms: None)
+    f = bench.against_sliderule(Path("G.h5"))
+    assert f["atl06_rec_runs_s"] == [1.0] and "sliderule_s" not in f
+    figures = {"cli_atl06_s": 1.0, "h5py": {"wall_s": 1.0}, "read": {"wall_s": 1.0}, "fit": {}, **f}
+    assert "atl06_over_sliderule" not in bench.ratios(figures)
