@@ -116,7 +116,7 @@ def test_ancillary_fields_in_chunks(synth_dir, synth_names):
 def test_batches_hold_a_bounded_number_of_photon_entries(synth_dir, synth_names, monkeypatch):
     """A fine step multiplies extents, not memory: each fitted batch holds at most BATCH_ENTRIES
     photon entries (or one extent), and each chunk reads a bounded window of photons."""
-    monkeypatch.setattr(engine, "BATCH_ENTRIES", 20_000)
+    monkeypatch.setattr(engine.chunks, "BATCH_ENTRIES", 20_000)
     seen, windows = [], []
     step = engine.KIND_STEPS["atl06"]
     read = engine._Window.read
@@ -136,7 +136,7 @@ def test_batches_hold_a_bounded_number_of_photon_entries(synth_dir, synth_names,
     result = process_granule(asset, synth_names[-1], parms)
     assert result.error is None and result.rows > 10_000
     assert len(seen) > 5 and all(entries <= 20_000 or entries == largest for entries, largest in seen)
-    chunk = engine._chunk_photons(parms)
+    chunk = engine.chunks._chunk_photons(parms)
     assert chunk < engine.CHUNK_PHOTONS                     # a fine step makes chunks smaller
     assert max(windows) <= chunk + 2000                     # a chunk and its look-ahead
 

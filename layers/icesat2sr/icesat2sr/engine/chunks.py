@@ -1,32 +1,15 @@
-"""One granule end to end, in along-track chunks (many granules: :mod:`icesat2sr.batch`).
+"""The chunks of a granule and their tasks: which photons each chunk reads, how the extent walk
+passes from one chunk of a beam to the next, and the thread pool that runs them in order.
 
-A granule is processed in chunks of each beam (:func:`iter_granule`): read a window of photons
--> select -> walk the extents -> a per-kind step (the ATL06-SR fit, the atl03s photon rows, ...)
--> emit a partial result. Memory follows the chunk, not the granule: a chunk holds a bounded
-number of photons and its extents are fitted in batches of a bounded number of photon entries.
-Chunks are cut at the same segment ids on every beam, so they follow one another in time, and
-run on a thread pool (numpy releases the GIL) in a fixed order: chunk ``k+1`` of a beam starts as
-soon as chunk ``k`` has walked its extents, while chunk ``k`` fits them.
-
-A new kind plugs in with one function registered by :func:`kind_step`: it gets a
-:class:`ChunkData` (one batch of extents and the photons they index) and returns the tables of
-that batch as a partial :class:`GranuleResult`.
-
-SlideRule's x-series (``atl03x``) goes chunk by chunk too: each chunk's photon frame is made on
-the thread pool and each beam's surface fit (``xseries.SurfaceFitter``, a resumable walk over the
-beam's selected photons) is fed its chunks in order.
-
-``process_granule`` (the whole granule at once) is what callers that return every row whole run
-(the Python API, the x-series); the CLI's files, the local server and the worker Lambda take the
-parts as they come (``batch.pooled(..., parts=True)``, ``iter_granule``). A granule that cannot be used
-yields a result carrying ``error = (code, message)`` instead of raising, so the others' results are
-kept.
+A chunk is segments ``[s0, s1)`` of one run of consecutive segment ids of a beam. Its task reads
+a window of photons (with look-ahead for the extents that straddle its end and, for YAPC, the
+photons around it), walks its extents, hands the walk state to the beam's next chunk, then selects,
+assembles and runs the kind's step batch by batch (at most :data:`BATCH_ENTRIES` photon entries).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import os
 import time
@@ -37,122 +20,19 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .granules.assets import Asset
-from .granules.beam import Beam
-from .granules.reader import BeamPlan, GranuleReader, with_photons
-from .request.errors import ResourceError
-from .request.params import Parms
-from .request.timeutil import delta_time_to_ns
-from .science import ancillary, xseries
-from .science.extents import Extents, WalkState, assemble, segment_runs, walk_window, window_segments
-from .science.fit import FitSettings, fit_extents
-from .science.records import GranuleResult, concat, elevation_rows, photon_rows
-from .science.select import photon_confidence, photon_mask
+from ..granules.reader import BeamPlan, GranuleReader, with_photons
+from ..request.params import Parms
+from ..request.timeutil import delta_time_to_ns
+from ..science.extents import WalkState, assemble, segment_runs, walk_window, window_segments
+from ..science.records import GranuleResult
+from .steps import KIND_STEPS, ChunkData, select
 
-log = logging.getLogger(__name__)
 WORKERS = max(1, min(6, os.cpu_count() or 1))
 CHUNK_PHOTONS = 400_000      # photons read per chunk of a beam (at most)
 BATCH_ENTRIES = 800_000      # photon entries (photons x extents holding them) per fitted batch
 
 
-# ---------------------------------------------------------------------- per-kind steps
-@dataclass
-class ChunkData:
-    """One batch of extents of one chunk of one beam: what a per-kind step works on.
-
-    Attributes
-    ----------
-    beam : Beam
-        The beam's segment arrays (its region-trimmed run) with the chunk's window of photons.
-    extents : Extents
-        Emitted extents: ``photon`` indexes the window's photon arrays, ``segment`` the beam's
-        segment arrays.
-    conf : ndarray of int8
-        Signal confidence (the request's surface type) of the window's photons.
-    yapc : ndarray or None
-        YAPC scores of the window's photons, when the request has ``yapc``.
-    parms : Parms
-    kind : str
-    first : int
-        Index in the beam of the window's first photon.
-    """
-
-    beam: Beam
-    extents: Extents
-    conf: np.ndarray
-    yapc: np.ndarray | None
-    parms: Parms
-    kind: str
-    first: int = 0
-
-
-KIND_STEPS: dict[str, Callable[[ChunkData], GranuleResult]] = {}
-KINDS = ("atl06", "atl03s", "atl08", "atl03x")
-XPHOREAL = "atl03x-phoreal"  # the step of atl03x with phoreal (and no fit): PhoREAL's extents, x-series columns
-
-
-def kind_step(kind: str) -> Callable:
-    """Register the per-kind step of ``kind`` (decorator): ``step(ChunkData) -> GranuleResult``."""
-    def register(step: Callable[[ChunkData], GranuleResult]) -> Callable[[ChunkData], GranuleResult]:
-        KIND_STEPS[kind] = step
-        return step
-    return register
-
-
-@kind_step("atl06")
-def fit_step(chunk: ChunkData) -> GranuleResult:
-    """ATL06-SR: the line fit of every extent of the batch, as elevation rows."""
-    parms, beam, ext = chunk.parms, chunk.beam, chunk.extents
-    settings = FitSettings(maxi=parms.maxi, H_min_win=parms.H_min_win, sigma_r_max=parms.sigma_r_max,
-                           cnt=parms.cnt, ats=parms.ats)
-    p = ext.photon
-    anc = beam.extra.get("ancillary")  # requested ancillary fields, per photon of the window
-    fit = fit_extents(ext.offsets, ext.x_rel, beam.h_ph[p], ext.length, ext.velocity, ext.background_rate,
-                      settings, photon=p, latitude=beam.lat_ph, longitude=beam.lon_ph,
-                      time_ns=_LazyTimes(beam.delta_time), y_atc=beam.dist_ph_across, delta_time=beam.delta_time,
-                      extras=ancillary.fit_inputs(anc, slice(None)) if anc else None)
-    rows = elevation_rows(beam, ext, fit, parms.compact)
-    columns = ancillary.extent_columns(anc, p, ext.offsets, ext.x_rel, fit, np.flatnonzero(fit["fitted"])) \
-        if anc else None
-    return GranuleResult(beam.granule, "atl06", elevations=rows, ancillary=columns)
-
-
-@kind_step("atl08")
-def vegetation_step(chunk: ChunkData) -> GranuleResult:
-    """PhoREAL: canopy metrics of every extent of the batch."""
-    from .science.phoreal import vegetation_rows
-
-    rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
-    return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins)
-
-
-@kind_step(XPHOREAL)
-def phoreal_frame_step(chunk: ChunkData) -> GranuleResult:
-    """atl03x with ``phoreal``: PhoREAL of every extent of the batch, as SlideRule's x-series frame."""
-    frame = xseries.phoreal_frame(chunk.beam, chunk.extents, chunk.parms, chunk.first)
-    return GranuleResult(chunk.beam.granule, "atl03x", frame=frame)
-
-
-@kind_step("atl03s")
-def photon_step(chunk: ChunkData) -> GranuleResult:
-    """Photon subsetting: extent headers and their photons."""
-    head, photons, offsets = photon_rows(chunk.beam, chunk.extents, chunk.conf, chunk.yapc)
-    anc = chunk.beam.extra.get("ancillary")
-    return GranuleResult(chunk.beam.granule, "atl03s", extents=head, photons=photons, offsets=offsets,
-                         ancillary=ancillary.photon_columns(anc, chunk.extents.photon) if anc else None)
-
-
-class _LazyTimes:
-    """``delta_time_to_ns`` of the photons the fit asks for (it only gathers its final photons)."""
-
-    def __init__(self, delta_time: np.ndarray):
-        self.delta_time = delta_time
-
-    def __getitem__(self, index) -> np.ndarray:
-        return delta_time_to_ns(self.delta_time[index])
-
-
-# ---------------------------------------------------------------------- one granule
+# ---------------------------------------------------------------------- parts and chunks
 @dataclass
 class Part:
     """A partial result of :func:`iter_granule`.
@@ -179,177 +59,6 @@ class Part:
     horizon_ns: int = 2**63 - 1
     beams: int = 0
 
-
-def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06", *,
-                    workers: int | None = None, chunk_photons: int | None = None) -> GranuleResult:
-    """Run ATL06-SR (``kind="atl06"``) or photon subsetting (``"atl03s"``) on one granule.
-
-    Parameters
-    ----------
-    asset : Asset
-        Where the granule lives.
-    resource : str
-        ATL03 granule name.
-    parms : Parms
-        Validated request parameters.
-    kind : {"atl06", "atl03s"}
-    workers, chunk_photons
-        As for :func:`iter_granule`.
-
-    Returns
-    -------
-    GranuleResult
-        Tables for the granule, or ``error=(code, message)`` if it could not be used.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
-    parms = parms.for_kind(kind)
-    stats: dict[str, float] = {}
-    parts = list(iter_granule(asset, resource, parms, kind, stats=stats, workers=workers,
-                              chunk_photons=chunk_photons))
-    if parts and parts[-1].result.error is not None:
-        failed = parts[-1].result
-        failed.stats = stats
-        return failed
-    parts.sort(key=lambda part: (part.beam, part.seq))
-    result = _with_columns(concat([p.result for p in parts], kind, compact=parms.compact, consume=True), parms, kind)
-    result.granule = resource
-    result.stats = stats
-    return result
-
-
-def empty_result(resource: str, parms: Parms, kind: str = "atl06") -> GranuleResult:
-    """The result of a granule that gave no row: its tables empty, with every column a result of
-    the request has (what a results file holds when no granule gives a row)."""
-    parms = parms.for_kind(kind)
-    result = _with_columns(concat([], kind, compact=parms.compact), parms, kind)
-    result.granule = resource
-    return result
-
-
-def _with_columns(result: GranuleResult, parms: Parms, kind: str) -> GranuleResult:
-    """Empty tables where no part gave any (the x-series frame, the requested ancillary fields)."""
-    if kind == "atl03x" and not result.frame:
-        result.frame = xseries.empty_frame(parms)
-    if kind != "atl03x" and result.ancillary is None and parms.ancillary:
-        result.ancillary = ancillary.empty_columns(parms)
-    return result
-
-
-def iter_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl06", *, stats: dict | None = None,
-                 workers: int | None = None, chunk_photons: int | None = None) -> Iterator[Part]:
-    """Process one granule in along-track chunks, yielding partial results as they are ready.
-
-    Parameters
-    ----------
-    asset, resource, parms, kind
-        As for :func:`process_granule`; ``kind`` is any registered kind (:data:`KIND_STEPS`).
-    stats : dict, optional
-        Filled with seconds per stage (summed over threads) and counts.
-    workers : int, optional
-        Threads (default :data:`WORKERS`).
-    chunk_photons : int, optional
-        Photons per chunk of a beam (default: :data:`CHUNK_PHOTONS`, less when extents overlap
-        much, so that a chunk holds about :data:`BATCH_ENTRIES` photon entries).
-
-    Yields
-    ------
-    Part
-        Partial results in a fixed order (chunk by chunk, beams in turn); sorting them by
-        ``(beam, seq)`` gives the whole granule's row order. A granule that cannot be used ends
-        with one part whose result carries ``error = (code, message)``.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
-    parms = parms.for_kind(kind)
-    stats = {} if stats is None else stats
-    t0 = time.perf_counter()
-    try:
-        with GranuleReader(asset, resource, parms) as reader:
-            stats["open_s"] = time.perf_counter() - t0
-            stats["photons"] = float(sum(p.n_photons for p in reader.beams))
-            if kind == "atl03x" and (parms.fit or parms.phoreal is None):
-                yield from _xseries_parts(reader, parms, stats, workers or WORKERS, chunk_photons)
-                return
-            job = _Job(reader, parms, kind, stats, chunk_photons, step=XPHOREAL if kind == "atl03x" else kind)
-            for parts in _ordered(job.tasks(), workers or WORKERS):
-                yield from parts
-    except ResourceError as exc:
-        yield Part(GranuleResult(resource, kind, error=(exc.code, str(exc))))
-    except Exception as exc:  # a bug or an unforeseen file problem: report it, keep the other granules
-        log.exception("unexpected failure processing %s", resource)
-        yield Part(GranuleResult(resource, kind, error=(ResourceError.ERROR, f"{resource}: {exc!r}")))
-    finally:
-        stats["total_s"] = time.perf_counter() - t0
-
-
-def _xseries_parts(reader: GranuleReader, parms: Parms, stats: dict, workers: int,
-                   chunk_photons: int | None) -> Iterator[Part]:
-    """atl03x in chunks: each chunk's photon frame is made on the thread pool (read, select,
-    frame), each beam's surface fit is fed its chunks in order here; parts come beam by beam."""
-    job = _Job(reader, parms, "atl03x", stats, chunk_photons)
-    fitters: dict[int, xseries.SurfaceFitter] = {}
-    seq = itertools.count()
-    for chunk, frame in _ordered((_FrameTask(job, c) for c in _xseries_chunks(job)), workers):
-        if parms.fit:
-            t = time.perf_counter()
-            fitter = fitters.setdefault(chunk.beam, xseries.SurfaceFitter(parms, BATCH_ENTRIES))
-            if frame is None and chunk.last_of_beam and fitter.rest is not None:
-                frame = {k: v[:0] for k, v in fitter.rest.items()}
-            frame = fitter.feed(frame, final=chunk.last_of_beam) if frame is not None else None
-            job.add("step_s", time.perf_counter() - t)
-        if frame is not None and len(frame["x_atc"]):
-            yield Part(GranuleResult(reader.resource, "atl03x", frame=frame), chunk.beam, next(seq), _NEVER,
-                       len(reader.beams))
-
-
-def _xseries_chunks(job: _Job) -> Iterator[_Chunk]:
-    """Chunks of each beam's photons (a beam as one run: the x-series frame spans gaps), beam by beam."""
-    parms = job.parms
-    overlap = parms.len / parms.res if parms.fit else 1.0
-    target = job.chunk_photons or int(max(1000, min(CHUNK_PHOTONS, BATCH_ENTRIES / max(1.0, overlap))))
-    bounds = _chunk_bounds(job.reader.beams, target)
-    for b, plan in enumerate(job.reader.beams):
-        m = len(plan.segments.segment_id)
-        cuts = [0, *(int(e) for e in bounds[b] if 0 < e < m), m]
-        for s0, s1 in itertools.pairwise(cuts):
-            yield _Chunk(plan, b, (0, m), 0, s0, s1, final=s1 == m, last_of_beam=s1 == m)
-
-
-class _FrameTask:
-    """The x-series photon frame of one chunk (``None`` when the chunk has no photons)."""
-
-    def __init__(self, job: _Job, chunk: _Chunk):
-        self.job, self.chunk = job, chunk
-
-    def __call__(self) -> tuple[_Chunk, dict[str, np.ndarray] | None]:
-        c, parms = self.chunk, self.job.parms
-        counts = c.plan.segments.segment_ph_cnt
-        ends = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
-        a, b = int(ends[c.s0]), int(ends[c.s1])
-        if a == b:
-            return c, None
-        window = _Window.read(self, a, b)
-        t = time.perf_counter()
-        conf, mask, yapc = window.select()
-        frame = xseries.photon_frame(window.beam, parms, conf, mask, yapc, window.beam.extra.get("ancillary"),
-                                     segment=window_segments(counts, a, b - a), first=a)
-        self.job.add("select_s", time.perf_counter() - t)
-        return c, frame
-
-
-def select(beam: Beam, parms: Parms, yapc: np.ndarray | None, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence and selection mask of a beam's photons (``seg``: each photon's segment index).
-
-    PhoREAL's ABoVE classifier, when on, moves photons to top of canopy first (in ``beam``).
-    """
-    conf = photon_confidence(beam.signal_conf_ph, parms.srt, beam.granule)
-    if parms.phoreal is not None and parms.phoreal.above_classifier and beam.atl08_class is not None:
-        from .science.phoreal import above_classifier
-        beam.atl08_class = above_classifier(beam.atl08_class, beam.relief, conf, beam.solar_elevation[seg], beam.spot)
-    podppd = None if beam.podppd_flag is None else beam.podppd_flag[seg]
-    mask = photon_mask(conf, beam.quality_ph, parms, beam.atl08_class, yapc, beam.granule, podppd_ph=podppd)
-    return conf, mask
 
 
 def _ordered(tasks: Iterable[Callable[[], list[Part]]], workers: int) -> Iterator[list[Part]]:
@@ -632,7 +341,7 @@ def _selection_context(parms: Parms, plan: BeamPlan, a: int, b: int, widen: int 
     """The photons to read around photons a..b-1 of a beam so that their YAPC scores are exact."""
     if parms.yapc is None or parms.yapc.version == 0:
         return a, b
-    from .science.yapc import context_segments
+    from ..science.yapc import context_segments
 
     ends = np.cumsum(plan.segments.segment_ph_cnt, dtype=np.int64)
     s0 = int(np.searchsorted(ends, a, side="right"))
@@ -643,7 +352,7 @@ def _selection_context(parms: Parms, plan: BeamPlan, a: int, b: int, widen: int 
 
 def _yapc_window(window: _Window) -> np.ndarray:
     """YAPC scores of the window's photons a..b-1, from the photons read around them."""
-    from .science.yapc import yapc_window
+    from ..science.yapc import yapc_window
 
     task = window.task
     plan, parms, reader = task.chunk.plan, task.job.parms, task.job.reader
