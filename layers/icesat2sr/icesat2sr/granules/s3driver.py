@@ -25,6 +25,8 @@ from h5coro.s3driver import S3Driver
 
 from ..request.errors import ResourceError
 
+_JITTER = random.Random()   # its own state: a retry in a background thread leaves the caller's random alone
+
 MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "404", "NotFound"})
 THROTTLING = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
                         "TooManyRequestsException", "RequestThrottled", "ServiceUnavailable",
@@ -99,7 +101,7 @@ class RetryingS3Driver(S3Driver):
             except BotoCoreError as exc:  # timeouts, connection resets, truncated bodies
                 last = exc
             if attempt + 1 < self.attempts:
-                time.sleep(random.uniform(0.0, min(self.max_s, self.base_s * 2 ** attempt)))
+                time.sleep(_JITTER.uniform(0.0, min(self.max_s, self.base_s * 2 ** attempt)))
         with _lock:
             _failures += 1
         raise TransientReadError(self.key.rsplit("/", 1)[-1],
