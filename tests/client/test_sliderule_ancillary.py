@@ -1,7 +1,7 @@
 """Ancillary fields through the official sliderule clients (4.20.0, 5.7.0, unmodified) and ``icesat2sr serve``.
 
 Every family SlideRule's clients can name (``atl03_ph_fields``, ``atl03_geo_fields``,
-``atl08_fields``, also with ``%`` and ``canopy/...`` names) goes through atl06p and atl03sp, and
+``atl08_fields``, also with ``%`` and ``canopy/...`` names) goes through atl06p, atl08p and atl03sp, and
 SlideRule's documented examples run unchanged; each frame equals the CLI's for the same request
 (rows, columns, values, dtypes). ``atl03_corr_fields``/``atl03_bckgrd_fields`` (icesat2sr's
 extension records) are ignored by these clients without failing the request.
@@ -22,6 +22,7 @@ GEO = ["solar_elevation", "dem_h", "surf_type", "ref_azimuth"]
 PH = ["h_ph", "ph_id_channel", "ph_id_count"]
 ATL08 = ["canopy/h_canopy", "segment_landcover", "h_dif_ref%", "rgt"]
 DOC = {"srt": 0, "cnf": 4, "len": 40.0, "res": 20.0}   # SlideRule's ancillary_fields notebook
+PHOREAL = {"srt": 0, "cnf": 0, "len": 100.0, "res": 100.0, "phoreal": {"binsize": 1.0}}
 
 pytestmark = pytest.mark.client
 
@@ -38,6 +39,8 @@ def requests(names, poly):
                                           "atl03_ph_fields": ["ph_id_channel"]}),
         "doc_atl03s": ("atl03s", both[:1], {**DOC, "poly": poly, "srt": 0, "cnf": 0,
                                            "atl03_ph_fields": ["ph_id_count"]}),
+        "atl08p_all": ("atl08p", both, {**PHOREAL, "atl03_geo_fields": GEO, "atl03_ph_fields": PH,
+                                        "atl08_fields": [*ATL08, "segment_landcover%"]}),
         "ours_only": ("atl06p", both, {**ATL06, "atl03_corr_fields": ["geoid"],
                                        "atl03_bckgrd_fields": ["bckgrd_counts"], "atl03_geo_fields": ["dac"]}),
     }
@@ -54,7 +57,7 @@ def cli_frames(synth_dir, cases, tmp_path_factory):
     out = {}
     for key, (api, names, parms) in cases.items():
         path = d / f"{key}.parquet"
-        kind = "atl06" if api.startswith("atl06") else "atl03s"
+        kind = api[:5] if api.startswith(("atl06", "atl08")) else "atl03s"
         assert cli([kind, *names, "--path", str(synth_dir), "--parms", json.dumps(parms), "-o", str(path), "-q",
                     "--workers", "1"]) == 0
         out[key] = geopandas.read_parquet(path)
@@ -76,6 +79,15 @@ def test_elevation_ancillary_columns_equal_the_cli(client_frames, cli_frames):
     expected = {*GEO, *PH, *(f for f in ATL08 if f != "rgt"), "rgt_x", "rgt_y"}
     assert expected <= set(client.columns)
     assert client["h_ph"].dtype == "float64" and client["segment_landcover"].dtype == "int64"
+
+
+def test_phoreal_ancillary_columns_equal_the_cli(client_frames, cli_frames):
+    client, ours = client_frames["atl08p_all"], cli_frames["atl08p_all"]
+    assert_same_rows(client.drop(columns="canopy_h_metrics"), ours.drop(columns="canopy_h_metrics"))
+    clash = {"rgt", "solar_elevation"}          # also PhoREAL columns: the client's merge suffixes both
+    expected = {*GEO, *PH, *ATL08, "segment_landcover%"} - clash | {f"{c}_{s}" for c in clash for s in "xy"}
+    assert expected <= set(client.columns)
+    assert client["h_ph"].dtype == "float64" and client["segment_landcover%"].dtype == "int64"
 
 
 def test_photon_ancillary_columns_equal_the_cli(client_frames, cli_frames):

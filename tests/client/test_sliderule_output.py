@@ -32,7 +32,7 @@ XRUNS = {   # SlideRule's test_atl03x.py requests; the number of columns its tes
     "x_photons": (X, 17),
     "x_fit": ({**X, "fit": {"maxi": 3}}, 18),
     "x_yapc_atl08": ({"cnf": 0, "srt": 3, "yapc": {"score": 0}, "atl08_class": ALL_CLASSES}, 19),
-    # test_phoreal's 26 columns less its atl08_fields column (atl08 takes no ancillary fields here)
+    # test_phoreal's 26 columns less its atl08_fields column
     "x_phoreal": ({"cnf": 0, "srt": 0, "phoreal": {"binsize": 1.0}}, 25),
 }
 RENAMED = {"photon_count": "ph_count", "ground_photon_count": "gnd_ph_count",

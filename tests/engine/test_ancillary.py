@@ -207,3 +207,41 @@ def test_cli_files_carry_the_ancillary_columns(granule, tmp_path):
         for key, values in expected.items():   # rows are time-sorted in files: compare sorted values
             ours = np.sort(got[key.split(":", 2)[2]])
             np.testing.assert_allclose(ours, np.sort(values), rtol=1e-9, equal_nan=True, err_msg=f"{ext} {key}")
+
+
+def test_phoreal_rows_carry_each_fields_extent_value(granule, synth_dir):
+    """atl08 (PhoREAL) with every family: per extent, SlideRule's rule over the extent's photons
+    (the most frequent value; ``name%``: the mean) of values read here independently (h5py); the
+    vegetation rows are those without fields; the values survive the Lambda format."""
+    from ..science.reference_ancillary import mean, nearest
+
+    asset, _, name = granule
+    plain = {**BASE, "len": 100.0, "res": 100.0, "phoreal": {}}
+    parms = Parms.from_dict({**plain, **FIELDS, "atl08_fields": [*FIELDS["atl08_fields"], "segment_landcover%"]})
+    result = process_granule(asset, name, parms, "atl08")
+    assert result.error is None and len(result.vegetation) > 50
+    assert list(result.ancillary) == [column_key(f) for f in requested_fields(parms)]
+    np.testing.assert_array_equal(result.vegetation, process_granule(asset, name, Parms.from_dict(plain),
+                                                                     "atl08").vegetation)
+    done = 0
+    for beam in read_beams(asset, name, parms):
+        reference = reference_photon_values(synth_dir / name.replace("ATL03", "ATL08"), synth_dir / name, beam.beam)
+        reference["2:4:segment_landcover%"] = reference["2:1:segment_landcover"]
+        conf = photon_confidence(beam.signal_conf_ph, parms.srt)
+        ext = make_extents(beam, photon_mask(conf, beam.quality_ph, parms, beam.atl08_class), parms)
+        rows = np.flatnonzero(np.diff(ext.offsets) > 0)
+        for k, r in enumerate(rows):
+            photons = ext.photon[ext.offsets[r]:ext.offsets[r + 1]]
+            for f in requested_fields(parms):
+                values = reference[column_key(f)][photons]
+                floats = values.dtype.kind == "f"
+                members = [float(v) if floats else int(v) for v in values]
+                want = mean(members, floats) if f.interpolate else nearest(members, floats)
+                got = result.ancillary[column_key(f)][done + k]
+                assert got == want or (np.isnan(got) and np.isnan(want)), (f.name, r)
+        done += len(rows)
+    assert done == len(result.vegetation)
+    back = unpack(pack(result))
+    for key, values in result.ancillary.items():
+        assert back.ancillary[key].dtype == values.dtype
+        np.testing.assert_array_equal(back.ancillary[key], values)

@@ -14,6 +14,7 @@ import pytest
 
 from icesat2sr.engine import process_granule
 from icesat2sr.formats import wire
+from icesat2sr.granules.ancillary import requested_fields
 from icesat2sr.granules.assets import resolve_asset
 from icesat2sr.request.params import Parms
 
@@ -68,3 +69,38 @@ def test_our_definitions_are_sliderules():
     assert vegetation["landcover"]["offset"] == 256 and vegetation["x_atc"]["offset"] == 512
     assert wire.DEFINITIONS["waverec"]["waveform"] == {"type": "FLOAT", "offset": 128, "elements": 0, "flags": "LE"}
     assert wire.DEFINITIONS["atl08rec"]["vegetation"]["flags"] == "LE|BATCH"
+
+
+ANCILLARY_RUNS = {
+    "atl08_vegr_ancillary.bin": {
+        "srt": 0, "cnf": 0, "beams": ["gt1r"], "phoreal": {"binsize": 1.0},
+        "atl08_fields": ["segment_landcover", "canopy/h_canopy", "h_dif_ref%", "segment_snowcover%",
+                         "canopy/canopy_openness"],
+        "atl03_geo_fields": ["solar_elevation", "tide_ocean"], "atl03_ph_fields": ["ph_id_channel"]},
+    "atl08_vegr_ancillary_len100.bin": {
+        "srt": 0, "cnf": 1, "beams": ["gt1r"], "len": 100, "res": 50,
+        "atl08_class": ["atl08_unclassified", "atl08_ground", "atl08_canopy", "atl08_top_of_canopy"],
+        "phoreal": {"binsize": 1.0, "geoloc": "mean"},
+        "atl08_fields": ["h_dif_ref", "segment_landcover%", "canopy/n_ca_photons", "dem_h%"],
+        "atl03_geo_fields": ["dem_h"]},
+}
+
+
+@pytest.mark.parametrize("stream", list(ANCILLARY_RUNS))
+def test_ancillary_values_equal_sliderules(real_dir, stream):
+    """Per-extent ancillary values of PhoREAL rows: SlideRule's ``ancfrec`` values, dtype and value
+    (most frequent value, ``%`` means of floats without fills, truncated integer means; ATL08
+    fields of unclassified photons, float fills), and the same vegetation rows as without them."""
+    parms = Parms.from_dict(ANCILLARY_RUNS[stream])
+    theirs = wire.decode((STREAMS / stream).read_bytes()).result(VEGR_NAME, "atl08", fields=requested_fields(parms))
+    ours = process_granule(resolve_asset("atlas-local", str(real_dir)), VEGR_NAME, parms, "atl08")
+    assert ours.error is None and theirs.ancillary is not None
+    a, b = np.argsort(ours.vegetation["extent_id"]), np.argsort(theirs.vegetation["extent_id"])
+    assert np.array_equal(ours.vegetation["extent_id"][a], theirs.vegetation["extent_id"][b])
+    assert len(a) >= 16 and set(ours.ancillary) == set(theirs.ancillary)
+    for key, values in theirs.ancillary.items():
+        assert ours.ancillary[key].dtype == values.dtype, key
+        assert np.array_equal(ours.ancillary[key][a], values[b], equal_nan=True), key
+    plain = {k: v for k, v in ANCILLARY_RUNS[stream].items() if not k.endswith("_fields")}
+    without = process_granule(resolve_asset("atlas-local", str(real_dir)), VEGR_NAME, Parms.from_dict(plain), "atl08")
+    assert np.array_equal(without.vegetation, ours.vegetation)

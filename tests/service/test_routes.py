@@ -173,9 +173,29 @@ def test_bad_phoreal_settings_are_400(config, synth_names, phoreal, key):
     assert bad.status == 400 and key in as_json(bad)["error"]
 
 
-def test_ancillary_fields_with_phoreal_are_refused_not_dropped(config, synth_names):
-    bad = call(config, "/source/atl08p", {"resources": synth_names, "parms": {"atl08_fields": ["h_dif_ref"]}})
-    assert bad.status == 400 and "atl08_fields" in as_json(bad)["error"]
+def test_ancillary_fields_with_phoreal_travel_as_sliderules_records(config, synth_dir, synth_names):
+    """atl08p with ancillary fields: each batch a ``conrec`` of its ``atl08rec`` and one ``ancfrec``
+    per extent, whose values are the engine's."""
+    from icesat2sr.granules.ancillary import requested_fields
+
+    parms = {"srt": 0, "len": 100.0, "res": 100.0, "phoreal": {}, "atl08_fields": ["h_dif_ref", "segment_landcover"],
+             "atl03_geo_fields": ["dem_h"]}
+    r = call(config, "/source/atl08p", {"resources": synth_names, "parms": parms})
+    assert r.status == 200
+    body = body_of(r)
+    records = [t for t, _ in wire.iter_records([body])]
+    assert "conrec" in records and "atl08rec" not in records     # every batch inside its container
+    fields = requested_fields(Parms.from_dict(parms))
+    got = wire.decode(body).result("all", "atl08", fields=fields)
+    asset = resolve_asset("atlas-local", str(synth_dir))
+    want = [process_granule(asset, n, Parms.from_dict(parms), "atl08") for n in synth_names]
+    ids = np.concatenate([w.vegetation["extent_id"] for w in want])
+    order_g, order_w = np.argsort(got.vegetation["extent_id"]), np.argsort(ids)
+    assert np.array_equal(got.vegetation["extent_id"][order_g], ids[order_w])
+    for key in want[0].ancillary:
+        values = np.concatenate([w.ancillary[key] for w in want])
+        assert got.ancillary[key].dtype == values.dtype, key
+        np.testing.assert_array_equal(got.ancillary[key][order_g], values[order_w], err_msg=key)
 
 
 def test_atl08_without_its_companion_or_its_land_segments_fails_that_granule(config, synth_dir, synth_names, tmp_path):

@@ -90,7 +90,14 @@ def vegetation_step(chunk: ChunkData) -> GranuleResult:
     from ..science.phoreal import vegetation_rows
 
     rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
-    return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins)
+    anc = chunk.beam.extra.get("ancillary")
+    columns = None
+    if anc:   # one row per extent with photons, in extent order
+        counts = chunk.extents.count
+        offsets = np.concatenate(([0], np.cumsum(counts[counts > 0]))).astype(np.int64)
+        columns = ancillary.vegetation_columns(anc, chunk.extents.photon, offsets)
+    return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins,
+                         ancillary=columns)
 
 
 @kind_step(XPHOREAL)

@@ -108,7 +108,7 @@ def add_ancillary(columns: dict, ancillary: dict, kind: str) -> None:
     """Ancillary columns named as the official client names them (the requested name, e.g.
     ``h_dif_ref%`` or ``canopy/h_canopy``).
 
-    A name equal to a result column: for elevations the client's ``pd.merge`` renames the two
+    A name equal to a result column: for elevations and PhoREAL rows the client's ``pd.merge`` renames the two
     ``<name>_x`` (result) and ``<name>_y`` (ancillary); for photons the client keeps the result's
     value under the name (in the ancillary field's dtype) and loses the ancillary one, which we keep
     as ``<name>_y``.
@@ -118,7 +118,7 @@ def add_ancillary(columns: dict, ancillary: dict, kind: str) -> None:
         name = parse_key(key)[2]
         if name not in record:
             columns[name] = values
-        elif kind == "atl06":
+        elif kind in ("atl06", "atl08"):
             columns[f"{name}_x"] = columns.pop(name)
             columns[f"{name}_y"] = values
         else:

@@ -296,11 +296,21 @@ def photon_records(extents: np.ndarray, photons: np.ndarray, offsets: np.ndarray
         yield container(parts)
 
 
-def vegetation_records(rows: np.ndarray, batch: int = BATCH_SIZE) -> Iterator[bytes]:
-    """``atl08rec`` records of at most ``batch`` PhoREAL extents; none when empty."""
+def vegetation_records(rows: np.ndarray, batch: int = BATCH_SIZE,
+                       ancillary: dict[str, np.ndarray] | None = None) -> Iterator[bytes]:
+    """``atl08rec`` records of at most ``batch`` PhoREAL extents; none when empty.
+
+    With ``ancillary`` columns (aligned with ``rows``), each batch goes in a ``conrec`` with one
+    ``ancfrec`` per extent after it, as SlideRule's ``Atl08Dispatch`` posts them.
+    """
     rows = as_layout(rows, VEGETATION)
     for start in range(0, len(rows), batch):
-        yield frame("atl08rec", rows[start:start + batch].tobytes())
+        record = frame("atl08rec", rows[start:start + batch].tobytes())
+        if not ancillary:
+            yield record
+            continue
+        part = {key: v[start:start + batch] for key, v in ancillary.items()}
+        yield container([record, *_field_records(rows["extent_id"][start:start + batch], part)])
 
 
 def waveform_records(heads: np.ndarray, waveform: np.ndarray) -> Iterator[bytes]:
@@ -379,7 +389,7 @@ def data_records(result: GranuleResult) -> Iterator[bytes]:
     if result.kind == "atl06":
         yield from elevation_records(result.elevations, ancillary=result.ancillary)
     elif result.kind == "atl08":
-        yield from vegetation_records(result.vegetation)
+        yield from vegetation_records(result.vegetation, ancillary=result.ancillary)
         if result.waveforms is not None:
             yield from waveform_records(result.waveforms, result.waveform)
     else:
@@ -578,6 +588,7 @@ class Tables:
             if self.waveforms:
                 out.waveforms = np.concatenate(self.waveforms)
                 out.waveform = np.concatenate(self.waveform)
+            out.ancillary = self._columns(out.vegetation["extent_id"], None, fields)
             return out
         if kind == "atl06":
             dtype = COMPACT if compact else ELEVATION

@@ -283,23 +283,15 @@ class Parms:
 
         ``atl08`` (SlideRule's PhoREAL endpoints) runs PhoREAL with its defaults when the request
         has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
-        PhoREAL). Ancillary fields are not carried to PhoREAL results yet: refused, not dropped.
+        PhoREAL).
         ``atl03x`` (SlideRule's x-series) filters on ``podppd`` 1 (nominal segments only) unless the
         request says otherwise, as SlideRule's atl03x; with ``phoreal`` (and no ``fit``, which comes
         first, as in SlideRule) it gives PhoREAL's frame.
-
-        Raises
-        ------
-        ParameterError
-            ``atl08`` with ancillary fields.
         """
         if kind == "atl03x":
             return self if self.podppd is not None else replace(self, podppd=X_PODPPD)
         if kind != "atl08":
             return self
-        if self.ancillary:
-            key = next(k for k in ANCILLARY_KEYS if getattr(self, k))
-            raise ParameterError(key, "ancillary fields are not supported with PhoREAL (atl08/atl08p) yet")
         return self if self.phoreal is not None else self.replace(phoreal={})
 
     @property

@@ -14,6 +14,11 @@ Per extent (docs/decisions.md, "Ancillary fields"):
 * an integer field (flags, classes, counts) is the most frequent value among the final photons that
   have one (ties: the smallest), as SlideRule's atl08 "nearest neighbour" estimate (INT64); with
   none, the all-0xFF marker of the dataset's type.
+
+Per PhoREAL extent (:func:`vegetation_columns`), SlideRule's ``Atl08Dispatch`` rules over all the
+extent's photons: the most frequent value (ties: the smallest), or with ``name%`` the mean; float
+values at or above float32's maximum (fills) and NaN do not count (none left: 0.0); integer values
+all count, their mean truncated as C's integer division.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ import numpy as np
 
 from ..granules.ancillary import AncField, invalid_value, requested_fields
 from ..request.params import Parms
+from .fit import _sum as _slot_sums
+
+_FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def column_key(f: AncField) -> str:
@@ -99,9 +107,78 @@ def extent_columns(values: Mapping[AncField, np.ndarray], photon: np.ndarray, of
     return out
 
 
+def vegetation_columns(values: Mapping[AncField, np.ndarray], photon: np.ndarray,
+                       offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-extent columns of PhoREAL rows, as SlideRule's ``Atl08Dispatch`` estimates them.
+
+    Parameters
+    ----------
+    values : mapping of AncField to ndarray
+        Per-photon values of the beam (:func:`icesat2sr.granules.ancillary.photon_values`).
+    photon : ndarray of int64
+        The photons of the extents (CSR by ``offsets``), indices into ``values``.
+    offsets : ndarray of int64, shape (E+1,)
+
+    Returns
+    -------
+    dict of str to ndarray
+        One column per field (keys: :func:`column_key`): float64 for float datasets, int64 for
+        integer ones. ``name%`` (ATL08 fields) is the mean, any other the most frequent value.
+    """
+    out = {}
+    everyone = np.ones(len(photon), dtype=bool)
+    for f, v in values.items():
+        x = v[photon]
+        if x.dtype.kind == "f":
+            x = x.astype(np.float64)
+            counted = x < _FLT_MAX                     # NaN and fill values do not count
+            out[column_key(f)] = _mean(x, offsets, counted) if f.interpolate else \
+                most_frequent(x, offsets, counted, None, 0.0)
+        else:
+            out[column_key(f)] = _integer_mean(x, offsets) if f.interpolate else \
+                most_frequent(x, offsets, everyone, None, 0)
+    return out
+
+
+def _mean(values: np.ndarray, offsets: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Per extent: the mean of its counted values, added one after the other (0.0 when none)."""
+    ext = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))[counted]
+    n = np.bincount(ext, minlength=len(offsets) - 1)
+    total = sequential_sums(values[counted], np.concatenate(([0], np.cumsum(n))).astype(np.int64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), 0.0)
+
+
+def _integer_mean(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per extent: the int64 sum of its values divided by their count, truncated toward zero (C)."""
+    running = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
+    total, n = running[offsets[1:]] - running[offsets[:-1]], np.maximum(np.diff(offsets), 1)
+    return np.where(total >= 0, total // n, -(-total // n))
+
+
+def sequential_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per CSR segment, its float64 values added one after the other from 0.0, as a C loop adds them
+    (numpy's own sums are pairwise): segments of similar length side by side, slot after slot."""
+    counts = np.diff(offsets)
+    out = np.zeros(len(counts))
+    order = np.argsort(counts, kind="stable")
+    octave = np.floor(np.log2(np.maximum(counts[order], 1))).astype(np.int64)
+    for group in np.split(order, np.flatnonzero(np.diff(octave)) + 1):
+        width = int(counts[group].max(initial=0))
+        if width == 0:
+            continue
+        slot = np.arange(width)[:, None]
+        inside = slot < counts[group][None, :]
+        at = np.where(inside, offsets[group][None, :] + slot, 0)
+        with np.errstate(over="ignore", invalid="ignore"):    # inf and NaN, as a C loop gives them
+            out[group] = _slot_sums(np.where(inside, values[at], 0.0))
+    return out
+
+
 def most_frequent(values: np.ndarray, offsets: np.ndarray, member: np.ndarray, valid: np.ndarray | None,
                   missing) -> np.ndarray:
-    """Per extent: the most frequent of its member values (ties: the smallest), int64.
+    """Per extent: the most frequent of its member values (ties: the smallest), int64 (float64 for
+    float values; -0.0 and 0.0 count as one value, the first one met).
 
     Parameters
     ----------
@@ -112,14 +189,15 @@ def most_frequent(values: np.ndarray, offsets: np.ndarray, member: np.ndarray, v
         Photons taking part (the final fit set).
     valid : ndarray of bool, shape (N,), optional
         Photons that have a value at all.
-    missing : int
+    missing : int or float
         Result for an extent with no member having a value.
     """
     n_ext = len(offsets) - 1
-    out = np.full(n_ext, int(missing), dtype=np.int64)
+    dtype = np.float64 if values.dtype.kind == "f" else np.int64
+    out = np.full(n_ext, missing, dtype=dtype)
     ext = np.repeat(np.arange(n_ext), np.diff(offsets))
     keep = member if valid is None else member & valid
-    e, v = ext[keep], values[keep].astype(np.int64)
+    e, v = ext[keep], values[keep].astype(dtype)
     if e.size == 0:
         return out
     order = np.lexsort((v, e))
