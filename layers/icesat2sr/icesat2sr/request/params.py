@@ -279,7 +279,7 @@ class Parms:
         return tuple(b for b in self.beams if self.track == 0 or int(b[2]) == self.track)
 
     def for_kind(self, kind: str) -> Parms:
-        """These parameters as a processing kind uses them; refuses what the kind cannot do.
+        """These parameters as a processing kind uses them (its defaults filled in).
 
         ``atl08`` (SlideRule's PhoREAL endpoints) runs PhoREAL with its defaults when the request
         has no ``phoreal`` table: SlideRule then leaves the metrics uninitialised (docs/decisions.md,
