@@ -29,7 +29,7 @@ import numpy as np
 
 from ..granules.ancillary import AncField, invalid_value, requested_fields
 from ..request.params import Parms
-from .fit import _sum as _slot_sums
+from .fit import slot_sums
 
 _FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -171,7 +171,7 @@ def sequential_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         inside = slot < counts[group][None, :]
         at = np.where(inside, offsets[group][None, :] + slot, 0)
         with np.errstate(over="ignore", invalid="ignore"):    # inf and NaN, as a C loop gives them
-            out[group] = _slot_sums(np.where(inside, values[at], 0.0))
+            out[group] = slot_sums(np.where(inside, values[at], 0.0))
     return out
 
 

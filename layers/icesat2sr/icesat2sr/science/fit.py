@@ -335,12 +335,22 @@ def _stack(group: list[_Tile]) -> _Tile:
     return _Tile(np.concatenate([t.ext for t in group]), np.concatenate([t.n for t in group]), *arrays)
 
 
-def _sum(values: np.ndarray) -> np.ndarray:
-    """Sequential sums over slots (axis 0) of a C-ordered ``(W, R)`` array, as a loop from +0.0.
+def slot_sums(values: np.ndarray) -> np.ndarray:
+    """Sequential sums over slots (axis 0) of a ``(W, R)`` array, as a loop from +0.0 adds them.
 
     Reducing two or more columns of a C-ordered array along its first axis adds slot after slot
     into a vector of running sums. numpy sums pairwise along a contiguous reduced axis: a single
     column is accumulated instead, and another layout is copied to C order first.
+
+    Parameters
+    ----------
+    values : ndarray of float64, shape (W, R)
+        Slot ``j`` of column ``r`` at ``[j, r]``; padding slots hold exact zeros.
+
+    Returns
+    -------
+    ndarray of float64, shape (R,)
+        ``((0.0 + values[0, r]) + values[1, r]) + ...`` for every column ``r``.
     """
     if values.shape[1] >= 2:
         if not values.flags.c_contiguous:
@@ -349,11 +359,6 @@ def _sum(values: np.ndarray) -> np.ndarray:
     if values.shape[0] == 0:
         return np.zeros(values.shape[1])
     return np.add.accumulate(values, axis=0)[-1] + 0.0
-
-
-def _row_sums(values: np.ndarray) -> np.ndarray:
-    """Sequential sums along each row of an ``(R, W)`` array (see :func:`_sum`)."""
-    return _sum(np.ascontiguousarray(values.T))
 
 
 def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -478,7 +483,7 @@ class _Loop:
             else:
                 np.multiply(v, g1, out=v)
                 np.copyto(v, 0.0, where=padT)
-                total = _sum(v)
+                total = slot_sums(v)
                 self.out[name][e] = _to_int64(total) if f.kind == "time_ns" else total.astype(f.dtype)
 
 
@@ -487,7 +492,7 @@ def _rms(ranked: np.ndarray, n: np.ndarray) -> np.ndarray:
     r = np.ascontiguousarray(ranked.T)
     np.copyto(r, 0.0, where=np.arange(r.shape[0])[:, None] >= n[None, :])
     np.multiply(r, r, out=r)
-    return np.sqrt(_sum(r) / n)
+    return np.sqrt(slot_sums(r) / n)
 
 
 def _lsf(X: np.ndarray, H: np.ndarray, n: np.ndarray):
@@ -507,20 +512,20 @@ def _lsf(X: np.ndarray, H: np.ndarray, n: np.ndarray):
     if not (np.isfinite(i11).all() and np.isfinite(i12).all() and np.isfinite(i22).all()):
         np.copyto(g1, 0.0, where=padT)
         np.copyto(g2, 0.0, where=padT)
-    h_mean = _sum(g1 * HT)
+    h_mean = slot_sums(g1 * HT)
     np.multiply(g2, HT, out=g2)
-    slope = _sum(g2)
+    slope = slot_sums(g2)
     np.multiply(g1, g1, out=g1)
     np.copyto(g1, 0.0, where=padT)
-    y_sigma = np.sqrt(_sum(g1))
+    y_sigma = np.sqrt(slot_sums(g1))
     return h_mean, slope, y_sigma
 
 
 def _inverse_normal(XT: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(GᵀG)⁻¹ for G = [1, x] (slot-major x, padding 0); a singular matrix gives inf/NaN, as in SlideRule."""
     a11 = n.astype(np.float64)
-    a12 = _sum(XT)
-    a22 = _sum(XT * XT)
+    a12 = slot_sums(XT)
+    a22 = slot_sums(XT * XT)
     det = 1.0 / ((a11 * a22) - (a12 * a12))
     return a22 * det, -a12 * det, a11 * det
 
@@ -639,7 +644,7 @@ def _fit_longitude(g1: np.ndarray, lon: np.ndarray, pad: np.ndarray) -> np.ndarr
     shift = (first < -150.0) | (first > 150.0)
     if shift.any():
         lon[:, shift] = np.fmod(lon[:, shift] + 360.0, 360.0)
-    fitted = _sum(np.where(pad, 0.0, g1 * lon))
+    fitted = slot_sums(np.where(pad, 0.0, g1 * lon))
     return np.where(shift, np.fmod(fitted + 180.0, 360.0) - 180.0, fitted)
 
 
