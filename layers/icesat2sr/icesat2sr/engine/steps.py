@@ -87,14 +87,13 @@ def fit_step(chunk: ChunkData) -> GranuleResult:
 @kind_step("atl08")
 def vegetation_step(chunk: ChunkData) -> GranuleResult:
     """PhoREAL: canopy metrics of every extent of the batch."""
-    from ..science.phoreal import vegetation_rows
+    from ..science.phoreal import extents_with_photons, vegetation_rows
 
     rows, heads, bins = vegetation_rows(chunk.beam, chunk.extents, chunk.beam.atl08_class, chunk.parms.phoreal)
     anc = chunk.beam.extra.get("ancillary")
     columns = None
-    if anc:   # one row per extent with photons, in extent order
-        counts = chunk.extents.count
-        offsets = np.concatenate(([0], np.cumsum(counts[counts > 0]))).astype(np.int64)
+    if anc:
+        offsets = extents_with_photons(chunk.extents)[1]
         columns = ancillary.vegetation_columns(anc, chunk.extents.photon, offsets)
     return GranuleResult(chunk.beam.granule, "atl08", vegetation=rows, waveforms=heads, waveform=bins,
                          ancillary=columns)

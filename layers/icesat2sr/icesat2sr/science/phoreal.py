@@ -272,7 +272,7 @@ def vegetation_rows(beam: Beam, extents: Extents, classes: np.ndarray, settings:
         :data:`VEGETATION` rows; with ``send_waveform`` the :data:`WAVEFORM` heads and their
         float32 bins (one after the other), else None, None.
     """
-    keep, offsets = _with_photons(extents)
+    keep, offsets = extents_with_photons(extents)
     p = extents.photon
     relief = beam.h_ph[p] if settings.use_abs_h else beam.relief[p]
     m = canopy_metrics(offsets, classes[p], beam.h_ph[p], relief, settings.binsize, settings.send_waveform)
@@ -301,17 +301,29 @@ def vegetation_rows(beam: Beam, extents: Extents, classes: np.ndarray, settings:
 def across_track(beam: Beam, extents: Extents, settings: Phoreal) -> np.ndarray:
     """Across-track distance (f4) of each record of :func:`vegetation_rows`, located as its
     position is (``geoloc``): SlideRule's x-series PhoREAL frame has it, its record does not."""
-    keep, offsets = _with_photons(extents)
+    keep, offsets = extents_with_photons(extents)
     p = extents.photon
     geo = geolocation(offsets, delta_time_to_ns(beam.delta_time[p]), beam.lat_ph[p], beam.lon_ph[p],
                       extents.x_rel, extents.distance[keep], settings.geoloc, y_atc=beam.dist_ph_across[p])
     return geo["y_atc"]
 
 
-def _with_photons(extents: Extents) -> tuple[np.ndarray, np.ndarray]:
-    """The extents with photons and the CSR offsets of their photons."""
+def extents_with_photons(extents: Extents) -> tuple[np.ndarray, np.ndarray]:
+    """The extents that have photons (PhoREAL's rows, in extent order) and the CSR offsets of their
+    photons in ``extents.photon``.
+
+    Parameters
+    ----------
+    extents : Extents
+
+    Returns
+    -------
+    (ndarray of int64, ndarray of int64)
+        Indices of the extents with photons; offsets, shape (len(indices) + 1,).
+    """
     keep = np.flatnonzero(extents.count > 0)
     return keep, np.concatenate(([0], np.cumsum(extents.count[keep]))).astype(np.int64)
 
 
-__all__ = ["above_classifier", "across_track", "canopy_metrics", "geolocation", "vegetation_rows"]
+__all__ = ["above_classifier", "across_track", "canopy_metrics", "extents_with_photons", "geolocation",
+           "vegetation_rows"]
