@@ -39,6 +39,7 @@ SCRIPT = Path(os.environ.get("SR_TOOLS", "/work/shared/tools/sliderule-cpp")) / 
 
 
 def compare(granule: Path, parms: dict) -> dict:
+    """Run SlideRule's C++ and ours on ``granule`` with ``parms``: rows, differing columns and processing seconds."""
     explicit = {**OURS_DEFAULTS, **parms}
     with tempfile.TemporaryDirectory() as tmp:
         csv, timing = Path(tmp) / "sr.csv", Path(tmp) / "timing.json"
@@ -65,6 +66,7 @@ def compare(granule: Path, parms: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    """Compare every parameter set of ``argv[1:]`` (default :data:`SETS`) on the granule ``argv[0]``."""
     granule = Path(argv[0]).resolve()
     sets = [json.loads(a) for a in argv[1:]] or SETS
     for parms in sets:

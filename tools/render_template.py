@@ -21,6 +21,7 @@ _LOCAL = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion
 
 
 def render(path: str) -> dict:
+    """The template at ``path`` after the SAM transform (local code paths faked as S3 URIs)."""
     with open(path) as f:
         template = yaml_parse(f.read())
     for resource in template.get("Resources", {}).values():

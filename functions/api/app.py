@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 
-from icesat2sr.service.jobs import client
+from icesat2sr.service.jobs import API_KINDS, client
 
 logger = Logger()
 app = APIGatewayRestResolver()
@@ -80,10 +80,12 @@ for _method, _paths in SYNC_ROUTES.items():
         app.route(_path, method=_method)(_sync)
 
 
-def _submit(route: str) -> Response:
+def _submit() -> Response:
+    """Start the job of an asynchronous route (202, its id and status URL), or answer 400."""
     from icesat2sr.request.errors import Icesat2srError
     from icesat2sr.service import jobs, routes
 
+    route = app.current_event.path.rstrip("/").rsplit("/", 1)[-1]   # a route of jobs.API_KINDS
     try:
         body = routes.parse_body(_body())
         answer = jobs.submit(client("lambda"), client("s3"), jobs.Settings.from_env(), jobs.API_KINDS[route],
@@ -97,28 +99,13 @@ def _submit(route: str) -> Response:
                     headers={"Location": answer["status_url"]})
 
 
-@app.post("/source/atl06p")
-def atl06p() -> Response:
-    return _submit("atl06p")
-
-
-@app.post("/source/atl03sp")
-def atl03sp() -> Response:
-    return _submit("atl03sp")
-
-
-@app.post("/source/atl08p")
-def atl08p() -> Response:
-    return _submit("atl08p")
-
-
-@app.post("/source/atl03x")
-def atl03x() -> Response:
-    return _submit("atl03x")
+for _route in API_KINDS:
+    app.post(f"/source/{_route}")(_submit)
 
 
 @app.get("/jobs/<job_id>")
 def job(job_id: str) -> Response:
+    """``GET /jobs/{id}``: the job's status (404 for an unknown or malformed id)."""
     from icesat2sr.service import jobs
 
     try:

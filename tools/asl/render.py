@@ -47,6 +47,7 @@ def substitutions(template: dict) -> dict[str, str]:
 
 
 def render(template_path: str, definition_path: str) -> str:
+    """The definition at ``definition_path`` with the substitutions of ``template_path`` filled in."""
     with open(template_path) as f:
         values = substitutions(yaml.load(f, Loader=_Loader))
     with open(definition_path) as f:

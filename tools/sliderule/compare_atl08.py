@@ -24,6 +24,7 @@ from icesat2sr.request.params import Parms
 
 
 def main(directory: str, name: str, parms: str, prefix: str) -> int:
+    """Compare our PhoREAL rows with SlideRule's CSVs at ``prefix``, printing what differs; 1 if the extents do."""
     result = process_granule(resolve_asset("atlas-local", directory), name, Parms.from_dict(json.loads(parms)), "atl08")
     if result.error:
         print(f"error: {result.error[1]}")

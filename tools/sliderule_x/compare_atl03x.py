@@ -20,6 +20,7 @@ from icesat2sr.request.params import Parms
 
 
 def main(folder: str, name: str, parms_json: str, reference: str) -> int:
+    """Compare our atl03x frame with SlideRule's CSV ``reference``; 0 when every column is equal."""
     result = process_granule(resolve_asset("atlas-local", folder), name, Parms.from_dict(json.loads(parms_json)),
                              "atl03x")
     if result.error is not None:

@@ -121,6 +121,8 @@ def pooled(asset: Asset, names: Iterable[str], parms: Parms, kind: str, *, worke
         As for :func:`icesat2sr.pool.run`.
     parts : bool
         Pass on each granule's non-empty parts as they are computed (:func:`granule_results`).
+    limit_name : str, optional
+        The limit ``timeout`` enforces, named in the TIMEOUT error.
     context : multiprocessing context, optional
         Default: :func:`pool_context`.
 

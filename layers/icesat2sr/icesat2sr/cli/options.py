@@ -21,6 +21,7 @@ class UsageError(Icesat2srError):
 
 
 def add_request_options(p: argparse.ArgumentParser) -> None:
+    """Add the options every processing command takes (data, parameters, region, output) to ``p``."""
     p.add_argument("--path", help="data folder (asset atlas-local) or bucket/prefix (atlas-s3)")
     p.add_argument("--asset", default="atlas-local", help="atlas-local (default), atlas-s3 or nsidc-s3")
     p.add_argument("--parms", default=None, metavar="JSON|@FILE", help="request parameters")

@@ -17,6 +17,7 @@ _WHAT = {"atl06": "ATL06-SR elevations", "atl03s": "photon extents",
 
 
 def add_process(sub, kind: str) -> None:
+    """Register the command ``kind`` (``atl06``, ``atl03s``, ``atl08``): named granules of a data folder."""
     p = sub.add_parser(kind, help=f"{_WHAT[kind]} for named granules")
     p.add_argument("resources", nargs="+", metavar="RESOURCE", help="ATL03 granule file names")
     add_request_options(p)
@@ -71,6 +72,7 @@ def print_summary(gdf, kind: str, output: Path, elapsed: float) -> None:
 
 # ---------------------------------------------------------------------- atl06p / atl03sp / index
 def add_discovered(sub, kind: str) -> None:
+    """Register the command ``kind`` (``atl06p``, ``atl03sp``, ``atl08p``): the granules a request selects."""
     engine_kind = {"atl06p": "atl06", "atl03sp": "atl03s", "atl08p": "atl08"}[kind]
     p = sub.add_parser(kind, help=f"{_WHAT[engine_kind]} for every granule the request selects (region, time, rgt...)")
     add_request_options(p)
@@ -78,6 +80,7 @@ def add_discovered(sub, kind: str) -> None:
 
 
 def add_atl03x(sub) -> None:
+    """Register ``atl03x``: SlideRule's x-series frame of named or selected granules."""
     p = sub.add_parser("atl03x", help="SlideRule's x-series photon frame (or its surface fit with a \"fit\" "
                                       "parameter) for named granules, or those the request selects")
     p.add_argument("resources", nargs="*", metavar="RESOURCE", help="ATL03 granule file names (none: discovery)")
@@ -298,6 +301,7 @@ class _Summary:
 
 
 def add_index(sub) -> None:
+    """Register ``index``: write or update a data folder's granule catalogue."""
     p = sub.add_parser("index", help="write or update the granule catalogue of a data folder")
     p.add_argument("directory", help="data folder (atlas-local) or bucket/prefix (atlas-s3)")
     p.add_argument("--asset", default="atlas-local", choices=("atlas-local", "atlas-s3"))

@@ -13,6 +13,7 @@ from .process import print_summary
 
 # ---------------------------------------------------------------------- synth
 def add_synth(sub) -> None:
+    """Register ``synth``: synthetic granules with a known truth."""
     p = sub.add_parser("synth", help="write synthetic ATL03 (and ATL08) granules with a known truth")
     p.add_argument("directory", type=Path)
     p.add_argument("--seed", type=int, default=0)
@@ -36,6 +37,7 @@ def _run_synth(args) -> int:
 
 # ---------------------------------------------------------------------- demo
 def add_demo(sub) -> None:
+    """Register ``demo``: synthesis, ATL06-SR and PhoREAL, files and plots in one run."""
     p = sub.add_parser("demo", help="the whole story on synthetic granules: synth -> ATL06-SR and PhoREAL -> "
                                     "GeoParquet + plots")
     p.add_argument("--out", type=Path, default=Path("demo-output"))
@@ -116,6 +118,7 @@ def _demo_vegetation(args) -> None:
 
 # ---------------------------------------------------------------------- bench
 def add_bench(sub) -> None:
+    """Register ``bench``: the speed and memory figures of ``make bench``."""
     p = sub.add_parser("bench", help="speed, peak memory and the ratios of issues 3 and 11, in one run")
     p.add_argument("--out", type=Path, default=Path("bench-output"), help="folder for bench.json")
     p.add_argument("--segments", type=int, default=8300, help="segments per beam of the bench granule (~5 M photons)")
@@ -151,6 +154,7 @@ _SERVE_LIMITS = [   # flag, Limits field, type, metavar, help
 
 
 def add_serve(sub) -> None:
+    """Register ``serve``: the local SlideRule-compatible server and its limits."""
     from ..service.limits import DEFAULT_GRANULE_TIMEOUT_S, DEFAULT_MAX_RESOURCES, Limits
 
     p = sub.add_parser("serve", help="a local SlideRule-compatible server (the official sliderule client works)")
@@ -211,6 +215,7 @@ def _run_serve(args) -> int:
 
 # ---------------------------------------------------------------------- plot
 def add_plot(sub) -> None:
+    """Register ``plot``: a PNG of a result file."""
     p = sub.add_parser("plot", help="PNG of a result: along-track elevation per beam and a map")
     p.add_argument("result", type=Path, help="a GeoParquet result (atl06 / atl03s output)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output .png")

@@ -34,6 +34,7 @@ class SigV4:
         self.region, self.credentials = region, credentials
 
     def __call__(self, request):
+        """Sign ``request`` (a prepared ``requests`` request) with SigV4 for API Gateway; return it."""
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 

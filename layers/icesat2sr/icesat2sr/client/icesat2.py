@@ -257,6 +257,7 @@ class Region(list):
 
     @property
     def poly(self) -> list[dict]:
+        """The region's polygon, as SlideRule's ``[{"lon", "lat"}, ...]`` list."""
         return list(self)
 
     def __getitem__(self, key):
@@ -271,6 +272,7 @@ class Region(list):
         return super().__getitem__(key)
 
     def keys(self) -> list[str]:
+        """The keys of SlideRule's region dictionary (``sliderule.toregion``)."""
         return ["gdf", "poly", "clusters", "raster"]
 
 

@@ -78,7 +78,9 @@ def plot(gdf, path: str | os.PathLike | None = None, title: str | None = None, d
     path : path-like, optional
         Write a PNG there.
     title : str, optional
+        Figure title (default: "ICESat-2 ATL06-SR"), followed by the time span.
     dpi : int
+        Resolution of the PNG.
 
     Returns
     -------
@@ -132,9 +134,11 @@ def plot_vegetation(gdf, path: str | os.PathLike | None = None, title: str | Non
     path : path-like, optional
         Write a PNG there.
     title : str, optional
+        Figure title (default: "ICESat-2 PhoREAL canopy metrics"), followed by the time span.
     truth : ndarray, optional
         A known canopy height per row (e.g. a synthetic forest's 98th percentile), drawn as a line.
     dpi : int
+        Resolution of the PNG.
 
     Returns
     -------

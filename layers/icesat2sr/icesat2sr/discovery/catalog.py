@@ -455,6 +455,7 @@ class CatalogUpdate:
 
     @property
     def changed(self) -> bool:
+        """Whether the update added, updated or removed any granule (the catalogue must be written)."""
         return bool(self.added or self.updated or self.removed)
 
 

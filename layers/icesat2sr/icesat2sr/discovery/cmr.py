@@ -120,6 +120,8 @@ def search(*, version: int | str = DEFAULT_VERSION, bounding_box: tuple[float, f
         time span overlaps the range.
     pattern : str, optional
         ``producer_granule_id`` pattern with ``*``/``?`` (see :func:`name_pattern`).
+    short_name, provider : str
+        CMR collection short name (``ATL03``) and provider (``NSIDC_CPRD``).
     page_size : int
         Entries per page (at most 2000).
     limit : int, optional

@@ -60,6 +60,7 @@ def process_granule(asset: Asset, resource: str, parms: Parms, kind: str = "atl0
     parms : Parms
         Validated request parameters.
     kind : {"atl06", "atl03s"}
+        What to make of it: a kind registered in :data:`icesat2sr.engine.steps.KIND_STEPS`.
     workers, chunk_photons
         As for :func:`iter_granule`.
 

@@ -188,6 +188,7 @@ def write(gdf, path: str | os.PathLike, parms: dict | None = None) -> Path:
     Parameters
     ----------
     gdf : GeoDataFrame
+        A result frame (:func:`result_frame`).
     path : path-like
         Output file; its extension picks the format.
     parms : dict, optional

@@ -67,6 +67,7 @@ def result_table(result: GranuleResult, *, geo: bool = True, fields: Sequence[st
     Parameters
     ----------
     result : GranuleResult
+        Tables of one granule, or of several merged.
     geo : bool
         One WKB ``geometry`` column instead of longitude/latitude (GeoParquet).
     fields : sequence of str, optional

@@ -574,6 +574,7 @@ class Tables:
 
     @property
     def empty(self) -> bool:
+        """Whether no rows were decoded."""
         return not (self.elevations or self.extents or self.index or self.vegetation)
 
     def result(self, granule: str, kind: str, compact: bool = False, fields: list | None = None) -> GranuleResult:

@@ -178,6 +178,7 @@ def photon_values(beam: Beam, data: dict, fields: Sequence[AncField], land: dict
     data : dict
         The reader's path -> array (holds the :func:`atl03_reads`).
     fields : sequence of AncField
+        The requested fields (:func:`requested_fields`).
     land : dict or None
         This beam's entry of :func:`read_land_segments` (needed for ATL08 fields).
     seg : ndarray of int64, optional

@@ -70,7 +70,9 @@ def credentials_from_secret(secrets_client, secret_arn: str,
     Parameters
     ----------
     secrets_client : boto3 Secrets Manager client
+        Reads the secret.
     secret_arn : str
+        The secret holding the Earthdata login (``{"username", "password"}``).
     fetch : callable
         ``fetch(username, password) -> keys`` (tests pass a fake: no network).
     """

@@ -84,6 +84,7 @@ def extent_columns(values: Mapping[AncField, np.ndarray], photon: np.ndarray, of
     photon : ndarray of int64
         The extents' photons (CSR by ``offsets``), indices into ``values``.
     offsets : ndarray of int64, shape (E+1,)
+        CSR boundaries of the extents in ``photon``.
     x : ndarray of float32, shape (N,)
         Along-track distance of the photons from their extent centre (the fit's ``x``).
     fit : mapping
@@ -118,6 +119,7 @@ def vegetation_columns(values: Mapping[AncField, np.ndarray], photon: np.ndarray
     photon : ndarray of int64
         The photons of the extents (CSR by ``offsets``), indices into ``values``.
     offsets : ndarray of int64, shape (E+1,)
+        CSR boundaries of the extents in ``photon``.
 
     Returns
     -------
@@ -185,6 +187,7 @@ def most_frequent(values: np.ndarray, offsets: np.ndarray, member: np.ndarray, v
     values : ndarray of int, shape (N,)
         Values of the extents' photons, CSR by ``offsets``.
     offsets : ndarray of int64, shape (E+1,)
+        CSR boundaries of the extents in ``values``.
     member : ndarray of bool, shape (N,)
         Photons taking part (the final fit set).
     valid : ndarray of bool, shape (N,), optional

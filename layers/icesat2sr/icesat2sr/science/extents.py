@@ -249,6 +249,7 @@ def walk_window(beam: Beam, p0: int, state: WalkState, parms: Parms, *, final: b
     state : WalkState
         Where the walk stands.
     parms : Parms
+        The request (``len``, ``res``, ``dist_in_seg``, ``pass_invalid``, ...).
     final : bool
         The window reaches the run's last photon (the walk may end in it).
     boundary : int, optional
@@ -471,6 +472,7 @@ def assemble(beam: Beam, p0: int, selected: np.ndarray, walk: Walk | None, parms
     walk : Walk
         Extents walked on this window (or None: no extents).
     parms : Parms
+        The request (``len``, ``res``, ``dist_in_seg``, ``pass_invalid``, ...).
     bg_pointer : int
         SlideRule's background-rate pointer before these extents (it never goes back).
 

@@ -265,6 +265,7 @@ def vegetation_rows(beam: Beam, extents: Extents, classes: np.ndarray, settings:
     classes : ndarray of uint8, shape (N,)
         ATL08 class of every photon of the beam (after the ABoVE classifier, if on).
     settings : Phoreal
+        The request's ``phoreal`` parameters.
 
     Returns
     -------
@@ -315,6 +316,7 @@ def extents_with_photons(extents: Extents) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     extents : Extents
+        A beam's emitted extents.
 
     Returns
     -------

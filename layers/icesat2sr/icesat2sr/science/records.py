@@ -111,6 +111,7 @@ def elevation_rows(beam: Beam, extents: Extents, fit: dict[str, np.ndarray], com
     Parameters
     ----------
     beam : Beam
+        The beam the extents belong to (its segment arrays).
     extents : Extents
         The beam's emitted extents.
     fit : dict

@@ -76,6 +76,7 @@ def photon_frame(beam: Beam, parms: Parms, conf: np.ndarray, keep: np.ndarray,
     Parameters
     ----------
     beam : Beam
+        A region-trimmed beam (or a window of its photons: ``first``).
     parms : Parms
         The request (``yapc`` adds ``yapc_score``; an ATL08 join adds ``atl08_class``).
     conf : ndarray of int8, shape (N,)

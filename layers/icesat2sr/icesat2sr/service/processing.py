@@ -38,9 +38,11 @@ def parse_job(kind: str, request: dict, config: Config, *, single: bool = False)
     Parameters
     ----------
     kind : {"atl06", "atl03s", "atl08"}
+        The engine kind the endpoint runs.
     request : dict
         The request body.
     config : Config
+        What the deployment serves (limits, assets).
     single : bool
         A single-granule endpoint (``/source/atl06``, ``/source/atl03s``, ``/source/atl08``): exactly one granule
         must be named.
@@ -98,6 +100,7 @@ def max_resources(parms: Parms, config: Config) -> int:
 
 
 def check_count(count: int, limit: int, what: str = "granules requested") -> None:
+    """Refuse (:class:`BadRequest`) a request of more than ``limit`` granules, saying how to split it."""
     if count > limit:
         raise BadRequest(f"{count} {what}; at most {limit} per request (max_resources): split the "
                          f"request into lists of at most {limit} resources, or narrow it (t0/t1, poly, rgt, "
@@ -353,6 +356,8 @@ def run_granules(asset: Asset, names: list[str], parms: Parms, kind: str, *, wor
 
 
 def endpoint(kind: str, single: bool = False) -> Callable[[dict, dict, Config], Response]:
+    """The route handler of a processing kind (``single``: one named granule): it parses the request
+    and streams its records."""
     def endpoint(request: dict, headers: dict, config: Config) -> Response:
         job = parse_job(kind, request, config, single=single)
         return Response(200, OCTET, stream_job(job, config))

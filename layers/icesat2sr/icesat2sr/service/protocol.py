@@ -43,6 +43,7 @@ class Response:
 
     @property
     def streaming(self) -> bool:
+        """Whether the body is an iterator of chunks (sent as they come) rather than bytes."""
         return not isinstance(self.body, bytes | bytearray)
 
 
@@ -127,6 +128,7 @@ class NotFound(Icesat2srError):
 
 
 def shorten(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters (``...`` marks a cut)."""
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -91,6 +91,7 @@ def handle(method: str, path: str, headers: Mapping[str, str], body: bytes, conf
     body : bytes
         Request body: JSON, or empty.
     config : Config
+        What the deployment serves (limits, assets).
 
     Returns
     -------

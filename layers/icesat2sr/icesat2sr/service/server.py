@@ -138,6 +138,7 @@ class App:
         self.executor = ThreadPoolExecutor(max_workers=limits.max_processing + 4, thread_name_prefix="icesat2sr")
 
     async def __call__(self, scope, receive, send) -> None:
+        """The ASGI application: bound the request, read its body, answer it from a worker thread."""
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
@@ -282,6 +283,7 @@ class Server:
 
     @property
     def url(self) -> str:
+        """The server's base URL, ``http://host:port``."""
         return f"http://{self.host}:{self.port}"
 
     def run(self) -> None:

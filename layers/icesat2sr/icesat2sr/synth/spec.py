@@ -198,6 +198,7 @@ def truth_height(x_atc: np.ndarray, spec: GranuleSpec, beam: str) -> np.ndarray:
         Along-track distance (m, same origin as ``segment_dist_x``), e.g.
         ``segment_dist_x[seg] + dist_ph_along``.
     spec : GranuleSpec
+        The granule's synthesis parameters.
     beam : str
         ``gt1l`` .. ``gt3r``.
 
@@ -306,7 +307,9 @@ def canopy_truth(x_lo: np.ndarray, x_hi: np.ndarray, spec: GranuleSpec, beam: st
     x_lo, x_hi : ndarray, shape (E,)
         Window bounds (m, the ``segment_dist_x`` origin).
     spec : GranuleSpec
+        The granule's synthesis parameters.
     beam : str
+        ``gt1l`` .. ``gt3r``.
     percentiles : ndarray, shape (P,)
         In percent (0..100).
 

@@ -138,6 +138,7 @@ def write_granule(directory: str | Path, spec: GranuleSpec) -> list[Path]:
     directory : str or Path
         Output directory (created if missing).
     spec : GranuleSpec
+        The granule's synthesis parameters.
 
     Returns
     -------
@@ -207,12 +208,15 @@ def synthesize(directory: str | Path, seed: int = 0, segments: int = 2000, atl08
     Parameters
     ----------
     directory : str or Path
+        Output directory (created if missing).
     seed : int
+        Seed of every random draw: the same seed writes the same files.
     segments : int
         Segments per beam of every granule.
     atl08 : bool
         Also write the ATL08 companions.
     granules : int
+        How many granules.
 
     Returns
     -------

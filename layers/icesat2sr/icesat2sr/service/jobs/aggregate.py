@@ -42,6 +42,10 @@ def aggregate(s3, settings: Settings, event: Mapping, *, aggregator_s: float = 0
 
     Parameters
     ----------
+    s3 : boto3 S3 client
+        Reads the granule results, writes the job's files.
+    settings : Settings
+        The deployment (results bucket, expiry of the result URLs).
     event : mapping
         The state: ``{"job", "kind", "manifest": {...}, "request": {...}, "map": ..., "map_error": ...}``.
     aggregator_s : float

@@ -57,10 +57,12 @@ def check_job_id(job: str) -> str:
 
 
 def job_prefix(job: str) -> str:
+    """``results/{job}/``: the prefix of every file of a job (the id checked first)."""
     return f"{PREFIX}/{check_job_id(job)}/"
 
 
 def granule_stem(granule: str) -> str:
+    """A granule's name without ``.h5``."""
     return granule[:-3] if granule.endswith(".h5") else granule
 
 
@@ -70,6 +72,7 @@ def granule_key(job: str, granule: str) -> str:
 
 
 def failure_key(job: str, granule: str) -> str:
+    """``results/{job}/failed/{granule}.json``: the note of a granule that failed."""
     return f"{job_prefix(job)}failed/{granule_stem(granule)}.json"
 
 
@@ -92,6 +95,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the Lambda's environment (``RESULTS_BUCKET`` required); :class:`JobError` without it."""
         env = os.environ if env is None else env
         bucket = env.get("RESULTS_BUCKET")
         if not bucket:
@@ -167,6 +171,7 @@ def job_client(sts, settings: Settings, job: str):
 
 
 def put_json(s3, bucket: str, key_: str, data: object) -> None:
+    """Write ``data`` as a JSON object at ``key_``."""
     s3.put_object(Bucket=bucket, Key=key_, Body=json.dumps(data).encode(), ContentType="application/json")
 
 
@@ -180,6 +185,7 @@ def get_json(s3, bucket: str, key_: str) -> object | None:
 
 
 def list_keys(s3, bucket: str, prefix: str) -> list[str]:
+    """Every key under ``prefix`` (all pages)."""
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [obj["Key"] for obj in page.get("Contents", [])]
@@ -187,6 +193,7 @@ def list_keys(s3, bucket: str, prefix: str) -> list[str]:
 
 
 def now_utc() -> str:
+    """The current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

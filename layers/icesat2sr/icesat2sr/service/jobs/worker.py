@@ -40,9 +40,11 @@ def run_granule(s3, event: Mapping, config, *, memory_mb: int = 2048, credential
     Parameters
     ----------
     s3 : boto3 S3 client
+        Reads the request, writes the result.
     event : mapping
         ``{"job", "granule", "request": {"bucket", "key"}}`` (the Map's ItemSelector).
     config : icesat2sr.service.routes.Config
+        What the deployment serves (limits, assets).
     memory_mb : int
         The function's memory, recorded for the cost estimate.
     credentials : dict, optional
