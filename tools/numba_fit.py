@@ -63,7 +63,7 @@ def _lsf(xs, hs, n):
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _sort(r, n, keys, ranked, order):
+def _sort(r, n, keys, ranked, order, nearly_sorted):
     """Stable order of r[:n] (packed keys as the tiles sort them; a tie or NaN falls back to mergesort)."""
     bits = 1
     while (1 << bits) < n:
@@ -73,10 +73,19 @@ def _sort(r, n, keys, ranked, order):
         u = r[k:k + 1].view(np.uint64)[0]
         u = ~u if u >> np.uint64(63) else u | np.uint64(1 << 63)
         keys[k] = (u & ~low) | np.uint64(k)
-    sorted_keys = np.sort(keys[:n])
+    if nearly_sorted:      # S is in the previous pass's residual order: insertion sort is ~linear
+        for k in range(1, n):
+            key = keys[k]
+            j = k - 1
+            while j >= 0 and keys[j] > key:
+                keys[j + 1] = keys[j]
+                j -= 1
+            keys[j + 1] = key
+    else:
+        keys[:n].sort()
     strict = True
     for k in range(n):
-        order[k] = np.int64(sorted_keys[k] & low)
+        order[k] = np.int64(keys[k] & low)
         ranked[k] = r[order[k]]
         if k > 0 and not (ranked[k] > ranked[k - 1]):
             strict = False
@@ -152,8 +161,8 @@ def _kernel(offsets, x32, h32, bg_density, maxi, h_min_win, sigma_r_max, cnt, at
     for e in range(offsets.size - 1):
         widest = max(widest, offsets[e + 1] - offsets[e])
     S, S2, order = np.empty(widest, np.int64), np.empty(widest, np.int64), np.empty(widest, np.int64)
-    r, ranked, xs, hs, xs2 = (np.empty(widest), np.empty(widest), np.empty(widest), np.empty(widest),
-                              np.empty(widest))
+    r, ranked, xs, hs, xs2, hs2 = (np.empty(widest), np.empty(widest), np.empty(widest), np.empty(widest),
+                                   np.empty(widest), np.empty(widest))
     keys = np.empty(widest, np.uint64)
     for e in range(offsets.size - 1):
         n = offsets[e + 1] - offsets[e]
@@ -161,21 +170,21 @@ def _kernel(offsets, x32, h32, bg_density, maxi, h_min_win, sigma_r_max, cnt, at
             continue
         for k in range(n):
             S[k] = offsets[e] + k
+            xs[k] = np.float64(x32[S[k]])
+            hs[k] = np.float64(h32[S[k]])
         window = np.float32(0.0)
         pflags = 0
         invalid = False
         iteration = 0
         while True:
-            for k in range(n):
-                xs[k] = np.float64(x32[S[k]])
-                hs[k] = np.float64(h32[S[k]])
             h_mean, slope, y_sigma, _, _ = _lsf(xs, hs, n)
             for k in range(n):
                 r[k] = hs[k] - (xs[k] * slope + h_mean)
-            _sort(r, n, keys, ranked, order)
+            _sort(r, n, keys, ranked, order, iteration > 0)
             for k in range(n):
                 S2[k] = S[order[k]]
                 xs2[k] = xs[order[k]]
+                hs2[k] = hs[order[k]]
             w_prev = np.float64(window)
             if iteration == 0:
                 zmin, zmax = ranked[0], ranked[n - 1]
@@ -213,6 +222,8 @@ def _kernel(offsets, x32, h32, bg_density, maxi, h_min_win, sigma_r_max, cnt, at
             if changed and not capped:
                 for k in range(n2):
                     S[k] = S2[below + k]
+                    xs[k] = xs2[below + k]
+                    hs[k] = hs2[below + k]
                 n = n2
                 iteration += 1
                 continue
