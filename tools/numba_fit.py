@@ -5,7 +5,7 @@ The project keeps its science in numpy (DEVELOPERS.md); this kernel exists to pu
 choice. It follows ``icesat2sr.science.fit`` step by step for the p-series with the photon fields of
 an ATL06-SR row (no ancillary extras, no x-series arithmetic), one extent at a time in SlideRule's own
 loop order, so every sum adds in the same order and every rounding is the same. Needs numba
-(``.venv/bin/pip install numba``; ``make setup`` removes it again)::
+(``.venv/bin/pip install numba``: it is in no lock file, so a fresh ``make setup`` goes without it)::
 
     .venv/bin/python tools/numba_fit.py [GRANULE.h5]        # default: the bench granule (make bench)
 
