@@ -42,15 +42,21 @@ def _cmax(a, b):
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _lsf(xs, hs, n):
-    """h_mean, slope, y_sigma of the first n photons, summed in their order."""
+def _inverse_normal(xs, n):
+    """(GᵀG)⁻¹ for G = [1, x] over the first n photons, summed in their order (fit._inverse_normal)."""
     a12 = 0.0
     a22 = 0.0
     for k in range(n):
         a12 += xs[k]
         a22 += xs[k] * xs[k]
     det = 1.0 / ((np.float64(n) * a22) - (a12 * a12))
-    i11, i12, i22 = a22 * det, -a12 * det, np.float64(n) * det
+    return a22 * det, -a12 * det, np.float64(n) * det
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _lsf(xs, hs, n):
+    """h_mean, slope, y_sigma of the first n photons, summed in their order."""
+    i11, i12, i22 = _inverse_normal(xs, n)
     h_mean = 0.0
     slope = 0.0
     ys = 0.0
@@ -59,7 +65,7 @@ def _lsf(xs, hs, n):
         h_mean += g1 * hs[k]
         slope += (xs[k] * i22 + i12) * hs[k]
         ys += g1 * g1
-    return h_mean, slope, math.sqrt(ys), i11, i12
+    return h_mean, slope, math.sqrt(ys)
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
@@ -127,13 +133,7 @@ def _spread(ranked, n, zmin, zmax, n_bg):
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def _centre(S, xs, n, photon, lat, lon, dtime, yatc, out_f8, out_i8, out_f4, e):
     """Latitude, longitude, time_ns, y_atc, delta_time of extent e with the final LSF weights."""
-    b12 = 0.0
-    b22 = 0.0
-    for k in range(n):
-        b12 += xs[k]
-        b22 += xs[k] * xs[k]
-    det = 1.0 / ((np.float64(n) * b22) - (b12 * b12))
-    j11, j12 = b22 * det, -b12 * det
+    j11, j12, _ = _inverse_normal(xs, n)
     first = lon[photon[S[0]]]
     shift = first < -150.0 or first > 150.0
     s_lat = s_lon = s_time = s_y = s_dt = 0.0
@@ -177,7 +177,7 @@ def _kernel(offsets, x32, h32, bg_density, maxi, h_min_win, sigma_r_max, cnt, at
         invalid = False
         iteration = 0
         while True:
-            h_mean, slope, y_sigma, _, _ = _lsf(xs, hs, n)
+            h_mean, slope, y_sigma = _lsf(xs, hs, n)
             for k in range(n):
                 r[k] = hs[k] - (xs[k] * slope + h_mean)
             _sort(r, n, keys, ranked, order, iteration > 0)
